@@ -1,0 +1,363 @@
+"""The intermediate representation: a checked model with every name resolved.
+
+The IR is what the derivation stages read. It is made by :mod:`bpm.compiler.check`
+from the AST, never by hand from text, and it holds only tuples and frozen
+dataclasses, so it can be hashed, compared and dumped deterministically
+(:func:`dump`). Every node keeps the :class:`Span` it came from.
+
+Energies are in units of kT throughout; ``Model.kT`` converts to kcal/mol.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from .errors import Span
+
+# --------------------------------------------------------------------- alphabets
+
+
+@dataclass(frozen=True)
+class Alphabet:
+    """The letters a sequence is written in; ``complement[i]`` is the code paired with letter i."""
+
+    name: str  # "dna", "rna", "protein" or "custom"
+    letters: str
+    complement: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if len(set(self.letters)) != len(self.letters) or not self.letters:
+            raise ValueError(f"alphabet letters must be distinct and non-empty: {self.letters!r}")
+
+
+DNA = Alphabet("dna", "ACGT", (3, 2, 1, 0))
+RNA = Alphabet("rna", "ACGU", (3, 2, 1, 0))
+PROTEIN = Alphabet("protein", "ACDEFGHIKLMNPQRSTVWY")
+ALPHABETS = {a.name: a for a in (DNA, RNA, PROTEIN)}
+
+
+@dataclass(frozen=True)
+class SequenceDecl:
+    """``sequence x: dna[75]``: the one input sequence of a model."""
+
+    name: str
+    alphabet: Alphabet
+    length: int
+    span: Span = field(compare=False, kw_only=True)
+
+
+# ------------------------------------------------------------------ expressions
+#
+# A small expression language shared by outputs and rates. Names are resolved:
+# a Ref says whether it names a parameter or an energy.
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    span: Span = field(compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to a declared parameter or energy."""
+
+    name: str
+    kind: Literal["param", "energy"]
+    span: Span = field(compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Prob:
+    """``P(state)``: the equilibrium probability or steady-state occupancy of a state."""
+
+    state: str
+    span: Span = field(compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: Literal["-", "+"]
+    operand: Expr
+    span: Span = field(compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: Literal["+", "-", "*", "/", "^"]
+    left: Expr
+    right: Expr
+    span: Span = field(compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Call:
+    """``exp(e)``, ``log(e)`` or ``sqrt(e)``."""
+
+    func: Literal["exp", "log", "sqrt"]
+    args: tuple[Expr, ...]
+    span: Span = field(compare=False, kw_only=True)
+
+
+Expr = Num | Ref | Prob | Unary | Binary | Call
+
+
+# -------------------------------------------------------------- linear forms
+
+
+@dataclass(frozen=True)
+class LinearForm:
+    """``constant + sum(coef * name)``, terms sorted by name, no zero coefficients.
+
+    Used for state energies (integer coefficients of energies, in kT) and for
+    log-rates (real coefficients of log-parameters and energies).
+    """
+
+    terms: tuple[tuple[str, float], ...] = ()
+    constant: float = 0.0
+
+    def __post_init__(self):
+        names = [n for n, _ in self.terms]
+        if names != sorted(set(names)):
+            raise ValueError(f"terms must be sorted and unique: {names}")
+        if any(c == 0 for _, c in self.terms):
+            raise ValueError("zero coefficients must be dropped")
+
+    @classmethod
+    def of(cls, coefficients: dict[str, float], constant: float = 0.0) -> LinearForm:
+        return cls(tuple(sorted((n, c) for n, c in coefficients.items() if c != 0)), constant)
+
+    def coefficient(self, name: str) -> float:
+        return dict(self.terms).get(name, 0.0)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A positive rate written as a monomial: ``coefficient * prod(p ** e) * exp(-sum(c * G))``.
+
+    ``log_rate`` is its logarithm as a linear form over ``log(p)`` for parameters
+    (keyed ``log:<name>``) and over energies (keyed by name, so a rate
+    ``k_on * exp(-G_R)`` has ``log:k_on`` with 1 and ``G_R`` with -1).
+    """
+
+    expr: Expr
+    log_rate: LinearForm
+
+    def __post_init__(self):
+        if not math.isfinite(self.log_rate.constant):
+            raise ValueError("a rate's constant factor must be positive and finite")
+
+    @property
+    def params(self) -> tuple[tuple[str, float], ...]:
+        return tuple((n[4:], c) for n, c in self.log_rate.terms if n.startswith("log:"))
+
+    @property
+    def energies(self) -> tuple[tuple[str, float], ...]:
+        return tuple((n, c) for n, c in self.log_rate.terms if not n.startswith("log:"))
+
+
+# -------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class SiteEnergy:
+    """A sequence-dependent energy read from ``sequence[start:stop]`` (0-based, half-open).
+
+    ``kind`` is ``matrix`` (additive: one value per position and letter, plus an
+    offset), ``neighbor`` (additive plus one value per adjacent pair of positions
+    and pair of letters) or ``pairwise`` (additive plus every pair of positions).
+    With ``revcomp`` the site is read on the other strand: the reverse complement
+    of the slice.
+    """
+
+    name: str
+    kind: Literal["matrix", "neighbor", "pairwise"]
+    start: int
+    stop: int
+    revcomp: bool
+    span: Span = field(compare=False, kw_only=True)
+
+    @property
+    def width(self) -> int:
+        return self.stop - self.start
+
+    def __post_init__(self):
+        if not 0 <= self.start < self.stop:
+            raise ValueError(f"bad slice [{self.start}:{self.stop}]")
+
+
+@dataclass(frozen=True)
+class ScalarEnergy:
+    """An energy that does not depend on the sequence: learned (``value is None``) or fixed."""
+
+    name: str
+    value: float | None
+    init: float
+    span: Span = field(compare=False, kw_only=True)
+
+    @property
+    def fixed(self) -> bool:
+        return self.value is not None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A scalar parameter, optionally bounded (``> lower`` or ``< upper``), fixed or learned."""
+
+    name: str
+    lower: float | None
+    upper: float | None
+    value: float | None
+    init: float
+    span: Span = field(compare=False, kw_only=True)
+
+    def __post_init__(self):
+        if self.lower is not None and self.upper is not None:
+            raise ValueError("a parameter has at most one bound")
+        for v in (self.init,) if self.value is None else (self.value, self.init):
+            if self.lower is not None and not v > self.lower:
+                raise ValueError(f"{self.name}: {v} violates > {self.lower}")
+            if self.upper is not None and not v < self.upper:
+                raise ValueError(f"{self.name}: {v} violates < {self.upper}")
+
+    @property
+    def fixed(self) -> bool:
+        return self.value is not None
+
+    @property
+    def positive(self) -> bool:
+        """True when the parameter can only be positive (a valid factor of a rate)."""
+        if self.value is not None:
+            return self.value > 0
+        return self.lower is not None and self.lower >= 0
+
+
+Energy = SiteEnergy | ScalarEnergy
+
+
+# -------------------------------------------------------------------- mechanisms
+
+
+@dataclass(frozen=True)
+class State:
+    """A state of a thermodynamic model: its free energy as an integer combination of energies."""
+
+    name: str
+    energy: LinearForm
+    span: Span = field(compare=False, kw_only=True)
+
+    def __post_init__(self):
+        if any(c != int(c) for _, c in self.energy.terms):
+            raise ValueError(f"state {self.name}: energy coefficients must be integers")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A directed transition ``source -> target`` of a kinetic model."""
+
+    source: str
+    target: str
+    rate: Rate
+    span: Span = field(compare=False, kw_only=True)
+
+    def __post_init__(self):
+        if self.source == self.target:
+            raise ValueError(f"self-loop on {self.source}")
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    expr: Expr
+    span: Span = field(compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A checked model.
+
+    ``states`` lists every state name in declaration order (for a kinetic model,
+    in order of first appearance in a transition). Exactly one of ``thermo_states``
+    (thermodynamic) and ``transitions`` (kinetic) is non-empty.
+    """
+
+    name: str
+    doc: str | None
+    kind: Literal["thermodynamic", "kinetic"]
+    sequence: SequenceDecl | None
+    energies: tuple[Energy, ...]
+    params: tuple[Param, ...]
+    states: tuple[str, ...]
+    thermo_states: tuple[State, ...]
+    transitions: tuple[Transition, ...]
+    outputs: tuple[Output, ...]
+    temperature_kelvin: float
+    span: Span = field(compare=False, kw_only=True)
+
+    def __post_init__(self):
+        if (self.kind == "thermodynamic") != bool(self.thermo_states):
+            raise ValueError("a thermodynamic model has states and no transitions")
+        if (self.kind == "kinetic") != bool(self.transitions):
+            raise ValueError("a kinetic model has transitions")
+        if len(set(self.states)) != len(self.states):
+            raise ValueError("state names must be unique")
+        names = [d.name for d in (*self.energies, *self.params)]
+        if len(set(names)) != len(names):
+            raise ValueError("declared names must be unique")
+        if any(isinstance(e, SiteEnergy) for e in self.energies) and self.sequence is None:
+            raise ValueError("sequence-dependent energies need a sequence")
+
+    @property
+    def kT(self) -> float:
+        """One thermal unit in kcal/mol at the model's temperature."""
+        return GAS_CONSTANT_KCAL * self.temperature_kelvin
+
+    def energy(self, name: str) -> Energy:
+        return next(e for e in self.energies if e.name == name)
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    @property
+    def site_energies(self) -> tuple[SiteEnergy, ...]:
+        return tuple(e for e in self.energies if isinstance(e, SiteEnergy))
+
+
+GAS_CONSTANT_KCAL = 0.0019872043  # kcal / (mol K)
+DEFAULT_TEMPERATURE = 310.15  # 37 degrees C; kT = 0.616 kcal/mol
+
+
+# -------------------------------------------------------------------- dump
+
+
+def dump(node: object, indent: int = 0) -> str:
+    """A deterministic, indented text dump of an IR (or AST) tree, spans left out.
+
+    >>> print(dump(LinearForm.of({"G_C": 1, "G_I": 1})))
+    LinearForm
+      terms: (('G_C', 1), ('G_I', 1))
+      constant: 0.0
+    """
+    pad = "  " * indent
+    if hasattr(node, "__dataclass_fields__"):
+        lines = [type(node).__name__]
+        for f in fields(node):  # type: ignore[arg-type]
+            if f.name == "span":
+                continue
+            value = getattr(node, f.name)
+            if _is_tree(value):
+                lines.append(f"{pad}  {f.name}:")
+                lines.append(f"{pad}    " + dump(value, indent + 2))
+            elif isinstance(value, tuple) and value and all(_is_tree(v) for v in value):
+                lines.append(f"{pad}  {f.name}:")
+                lines.extend(f"{pad}    - " + dump(v, indent + 3) for v in value)
+            else:
+                lines.append(f"{pad}  {f.name}: {value!r}")
+        return "\n".join(lines)
+    return repr(node)
+
+
+def _is_tree(value: object) -> bool:
+    return hasattr(value, "__dataclass_fields__") and not isinstance(value, Span)

@@ -1,0 +1,79 @@
+"""The driver: names the stages and stops after any one of them.
+
+``compile(text, emit=...)`` runs parse -> check -> derive -> codegen as far as
+``emit`` asks and returns that stage's text; ``bpm compile --emit`` uses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import ast, ir
+from .check import check
+from .errors import BpmError, Source, Warnings
+from .parse import parse
+
+EMIT_TARGETS = ("ast", "ir", "sympy", "latex", "torch")
+
+
+def read_source(path: str | Path) -> Source:
+    """A model file's text, named by its path; a missing file is a :class:`BpmError`."""
+    try:
+        return Source(Path(path).read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as error:
+        raise BpmError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+
+
+def to_ast(text: str, name: str = "<string>") -> ast.ModelFile:
+    return parse(text, name)
+
+
+def to_ir_with_warnings(text: str, name: str = "<string>") -> tuple[ir.Model, Warnings]:
+    """Parse and check; every error carries the source so it prints with context."""
+    source = Source(text, name)
+    try:
+        return check(parse(text, name), source)
+    except BpmError as error:
+        raise error.with_source(source) from None
+
+
+def to_ir(text: str, name: str = "<string>") -> ir.Model:
+    """The checked IR of a model text (warnings dropped; see :func:`to_ir_with_warnings`)."""
+    return to_ir_with_warnings(text, name)[0]
+
+
+def derive(model: ir.Model):
+    """Closed forms (:class:`~bpm.compiler.symbolic.Derivation`) of a checked model."""
+    if model.kind == "thermodynamic":
+        from .thermodynamic import derive as derive_thermo
+
+        return derive_thermo(model)
+    from .kinetic import derive as derive_kinetic
+
+    return derive_kinetic(model)
+
+
+def compile(text: str, emit: str = "torch", name: str = "<string>", **options) -> str:  # noqa: A001
+    """The text of stage ``emit`` for a model: its AST, IR, closed forms, LaTeX or module."""
+    if emit not in EMIT_TARGETS:
+        raise ValueError(f"emit must be one of {', '.join(EMIT_TARGETS)}, not {emit!r}")
+    if emit == "ast":
+        return ir.dump(to_ast(text, name)) + "\n"
+    model = to_ir(text, name)
+    if emit == "ir":
+        return ir.dump(model) + "\n"
+    return emit_from_ir(model, emit, name, **options)
+
+
+def emit_from_ir(model: ir.Model, emit: str, name: str, **options) -> str:
+    """The later stages, from a checked model."""
+    from . import symbolic
+
+    if emit == "torch":
+        from .codegen import generate
+
+        return generate(model, derive(model), name, **options)
+    derivation = derive(model)
+    if emit == "sympy":
+        return symbolic.render_text(derivation)
+    return symbolic.render_latex(derivation)
