@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import networkx as nx
+import numpy as np
 import sympy
 
 from . import ir, symbolic
@@ -246,3 +247,233 @@ def trees_into_networkx(model: ir.Model) -> dict[str, tuple[Tree, ...]]:
             for combo in itertools.product(*choices):
                 found[root].add(tuple(sorted(combo)))
     return {s: tuple(sorted(found[s])) for s in model.states}
+
+
+def tree_log_rate(model: ir.Model, tree: Tree) -> ir.LinearForm:
+    """The logarithm of a tree's rate product, as one linear form (sum of its log-rates)."""
+    return add_forms(model.transitions[i].rate.log_rate for i in tree)
+
+
+def add_forms(forms: Iterator[ir.LinearForm] | list[ir.LinearForm], sign: float = 1.0) -> ir.LinearForm:
+    """``sign * sum(forms)`` with coefficients that cancel (to 1e-12) dropped."""
+    total: dict[str, float] = {}
+    constant = 0.0
+    for form in forms:
+        constant += sign * form.constant
+        for name, coef in form.terms:
+            total[name] = total.get(name, 0.0) + sign * coef
+    return ir.LinearForm.of({n: c for n, c in total.items() if abs(c) > _TOL}, constant)
+
+
+_TOL = 1e-12
+
+
+# ------------------------------------------------------------------ closed forms
+
+
+def derive(model: ir.Model, budget: int | None = DEFAULT_TREE_BUDGET) -> symbolic.Derivation:
+    """King-Altman closed forms: each state's weight is the sum over its trees of rate products.
+
+    The sums of products are kept as built (no ``simplify``: it explodes on large
+    schemes). Raises :class:`TreeBudgetExceeded` when the scheme has more trees than
+    ``budget`` (``None``: no limit), and :class:`BpmModelError` when it has no unique
+    steady state.
+    """
+    if model.kind != "kinetic":
+        raise ValueError(f"{model.name} is not a kinetic model")
+    check_steady_state(model)
+    trees = trees_into(model, budget)
+    symbols = symbolic.symbols_for(model)
+    rates = [symbolic.rate_to_sympy(t.rate, symbols) for t in model.transitions]
+    weights = {
+        s: sympy.Add(*(sympy.Mul(*(rates[i] for i in tree)) for tree in trees[s]))
+        for s in model.states
+    }
+    Z = sympy.Add(*weights.values())
+    P = {s: weights[s] / Z for s in model.states}
+    outputs = {o.name: symbolic.to_sympy(o.expr, symbols, P) for o in model.outputs}
+    return symbolic.Derivation(model, symbols, weights, Z, P, outputs)
+
+
+def check_steady_state(model: ir.Model) -> None:
+    """Raise :class:`BpmModelError` unless the scheme has exactly one closed class of states.
+
+    With two or more (say, two absorbing states) the steady state depends on where
+    the system starts, and every state's tree sum is zero.
+    """
+    graph = transition_graph(model)
+    condensed = nx.condensation(graph)
+    closed = [n for n in condensed if condensed.out_degree(n) == 0]
+    if len(closed) > 1:
+        groups = sorted(
+            sorted(condensed.nodes[n]["members"], key=model.states.index) for n in closed
+        )
+        listed = " and ".join("{" + ", ".join(g) + "}" for g in groups)
+        raise BpmModelError(
+            f"kinetic model {model.name} has no unique steady state: "
+            f"once in {listed} it never leaves",
+            model.span,
+            note="add transitions so that every state can reach every other one",
+        )
+
+
+def transient_states(model: ir.Model) -> tuple[str, ...]:
+    """States the system leaves for good (their steady-state occupancy is zero)."""
+    counts = count_all_trees(model)
+    return tuple(s for s in model.states if counts[s] == 0)
+
+
+# ------------------------------------------------------------------ detailed balance
+
+
+@dataclass(frozen=True)
+class DetailedBalance:
+    """The result of checking Kolmogorov's criterion for every parameter value.
+
+    ``holds`` when every transition has a reverse and around every cycle of a cycle
+    basis the product of forward rates equals the product of reverse rates. Then
+    ``energies[s]`` is state s's free energy in kT relative to ``reference``, as a
+    linear form over energies and ``log:<param>``: the kinetic model has the same
+    steady state as a thermodynamic model with these energies.
+    """
+
+    holds: bool
+    reason: str
+    reference: str | None = None
+    energies: dict[str, ir.LinearForm] | None = None
+    cycles: tuple[tuple[str, ...], ...] = ()
+    violations: tuple[tuple[tuple[str, ...], ir.LinearForm], ...] = ()
+
+    def describe(self) -> str:
+        """A sentence or a few lines for a person."""
+        if not self.holds:
+            return f"detailed balance does not hold: {self.reason}"
+        assert self.energies is not None
+        lines = [
+            "detailed balance holds: this kinetic model is equivalent to a thermodynamic "
+            f"one with energies (kT, relative to {self.reference}):"
+        ]
+        lines += [f"    {s} : {format_form(g, energy=True)}" for s, g in self.energies.items()]
+        return "\n".join(lines)
+
+    def boltzmann_weights(self, symbols: dict[str, sympy.Symbol]) -> dict[str, sympy.Expr]:
+        """``exp(-G_s)`` for each state, as sympy expressions."""
+        assert self.energies is not None
+        return {
+            s: sympy.exp(-symbolic.linear_form_to_sympy(g, symbols))
+            for s, g in self.energies.items()
+        }
+
+
+def detailed_balance(model: ir.Model) -> DetailedBalance:
+    """Check detailed balance symbolically (for all parameter values) and derive the energies.
+
+    Each transition needs exactly one reverse; around each cycle of the undirected
+    graph's cycle basis, ``sum(forward log-rates) - sum(reverse log-rates)`` must be
+    zero as a linear form.
+    """
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for i, t in enumerate(model.transitions):
+        pairs.setdefault((t.source, t.target), []).append(i)
+    for (u, v), indices in pairs.items():
+        if (v, u) not in pairs:
+            return DetailedBalance(False, f"transition {u} -> {v} has no reverse {v} -> {u}")
+        if len(indices) > 1:
+            return DetailedBalance(
+                False,
+                f"{len(indices)} parallel transitions {u} -> {v}: "
+                "each elementary transition needs its own reverse",
+            )
+
+    def log_k(u: str, v: str) -> ir.LinearForm:
+        return model.transitions[pairs[(u, v)][0]].rate.log_rate
+
+    undirected = nx.Graph()
+    undirected.add_nodes_from(model.states)
+    undirected.add_edges_from(sorted(pairs, key=lambda e: pairs[e][0]))
+    cycles = tuple(tuple(c) for c in nx.cycle_basis(undirected, model.states[0]))
+    violations = []
+    for cycle in cycles:
+        steps = list(zip(cycle, cycle[1:] + cycle[:1], strict=True))
+        forward = [log_k(u, v) for u, v in steps]
+        reverse = [_negate(log_k(v, u)) for u, v in steps]
+        difference = add_forms(forward + reverse)
+        if difference.terms or abs(difference.constant) > 1e-9:
+            violations.append((cycle, difference))
+    if violations:
+        cycle, difference = violations[0]
+        return DetailedBalance(
+            False,
+            "around the cycle " + " -> ".join((*cycle, cycle[0]))
+            + f" the log of forward over reverse rates is {format_form(difference)}, not 0",
+            cycles=cycles,
+            violations=tuple(violations),
+        )
+    reference = model.states[0]
+    energies = {reference: ir.LinearForm()}
+    for u, v in nx.bfs_edges(undirected, reference):
+        # P_v / P_u = k_uv / k_vu, so G_v = G_u - log k_uv + log k_vu.
+        energies[v] = add_forms([energies[u], _negate(log_k(u, v)), log_k(v, u)])
+    ordered = {s: energies[s] for s in model.states if s in energies}
+    return DetailedBalance(True, "every cycle balances", reference, ordered, cycles)
+
+
+def _negate(form: ir.LinearForm) -> ir.LinearForm:
+    return add_forms([form], sign=-1.0)
+
+
+def format_form(form: ir.LinearForm, energy: bool = False) -> str:
+    """``G_R - log(k_on) + log(k_off)``: a linear form as a person writes it."""
+    parts: list[str] = []
+    for name, coef in form.terms:
+        base = f"log({name[4:]})" if name.startswith("log:") else name
+        magnitude = abs(coef)
+        text = base if magnitude == 1 else f"{_num(magnitude)}*{base}"
+        parts.append(("- " if coef < 0 else "+ ") + text)
+    if form.constant or not parts:
+        c = form.constant
+        parts.append(("- " if c < 0 else "+ ") + _num(abs(c)))
+    text = " ".join(parts)
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+# ------------------------------------------------------------------ numerical reference
+
+
+def rate_matrix(model: ir.Model, values: dict[str, float]) -> np.ndarray:
+    """``Q[i, j]`` = total rate from state i to state j (i != j), diagonal ``-sum`` of the row.
+
+    ``values`` gives every parameter and energy appearing in a rate (natural units,
+    energies in kT); rates are evaluated from their log-rate linear forms.
+    """
+    n = len(model.states)
+    position = {s: i for i, s in enumerate(model.states)}
+    q = np.zeros((n, n))
+    for t in model.transitions:
+        form = t.rate.log_rate
+        log_rate = form.constant + sum(
+            c * (math.log(values[k[4:]]) if k.startswith("log:") else values[k])
+            for k, c in form.terms
+        )
+        q[position[t.source], position[t.target]] += math.exp(log_rate)
+    np.fill_diagonal(q, 0.0)
+    np.fill_diagonal(q, -q.sum(axis=1))
+    return q
+
+
+def steady_state_numeric(rate_matrix: np.ndarray) -> np.ndarray:
+    """The stationary distribution ``p`` (``p @ Q = 0``, ``sum(p) = 1``) by SVD.
+
+    ``rate_matrix[i, j]`` is the rate from i to j; the diagonal is ignored and
+    recomputed. Only for tests and references: assumes a unique steady state.
+    """
+    q = np.array(rate_matrix, dtype=float)
+    np.fill_diagonal(q, 0.0)
+    np.fill_diagonal(q, -q.sum(axis=1))
+    _, _, vt = np.linalg.svd(q.T)
+    p = np.abs(vt[-1])
+    return p / p.sum()
