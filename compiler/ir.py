@@ -361,3 +361,86 @@ def dump(node: object, indent: int = 0) -> str:
 
 def _is_tree(value: object) -> bool:
     return hasattr(value, "__dataclass_fields__") and not isinstance(value, Span)
+
+
+# ------------------------------------------------------------- readable text
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}
+
+
+def format_expr(expr: Expr, parent: int = 0) -> str:
+    """An IR expression as model text.
+
+    >>> format_expr(Binary("*", Ref("k", "param", span=None), Prob("a", span=None), span=None))
+    'k * P(a)'
+    """
+    match expr:
+        case Num(value=v):
+            return repr(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(v)
+        case Ref(name=name):
+            return name
+        case Prob(state=state):
+            return f"P({state})"
+        case Call(func=func, args=args):
+            return f"{func}({', '.join(format_expr(a) for a in args)})"
+        case Unary(op=op, operand=x):
+            out = op + format_expr(x, 3)
+            return f"({out})" if parent > 3 else out
+        case Binary(op=op, left=a, right=b):
+            level = _PRECEDENCE[op]
+            if op == "^":
+                out = f"{format_expr(a, 5)}^{format_expr(b, 3)}"
+            else:
+                out = f"{format_expr(a, level)} {op} {format_expr(b, level + 1)}"
+            return f"({out})" if level < parent else out
+    raise TypeError(f"not an IR expression: {expr!r}")
+
+
+def format_linear(form: LinearForm) -> str:
+    """``G_C + G_R - 2*G_I + 1.5``; ``log:k`` terms print as ``log(k)``."""
+    parts = []
+    for name, c in form.terms:
+        term = f"log({name[4:]})" if name.startswith("log:") else name
+        size = abs(c)
+        text = term if size == 1 else f"{size:g}*{term}"
+        parts.append(("- " if c < 0 else "+ ") + text)
+    if form.constant or not parts:
+        parts.append(("- " if form.constant < 0 else "+ ") + f"{abs(form.constant):g}")
+    out = " ".join(parts)
+    return out[2:] if out.startswith("+ ") else "-" + out[2:]
+
+
+def format_model(model: Model) -> str:
+    """The deterministic text dump of a checked model, used by ``--emit ir``."""
+    lines = [f"model {model.name} ({model.kind})"]
+    if model.doc:
+        lines.append("  doc: " + model.doc.splitlines()[0] + (" ..." if "\n" in model.doc else ""))
+    lines.append(f"  temperature: {model.temperature_kelvin:g} K (kT = {model.kT:.4f} kcal/mol)")
+    if model.sequence is not None:
+        s = model.sequence
+        lines.append(f"  sequence {s.name}: {s.alphabet.name} '{s.alphabet.letters}' length {s.length}")
+    for e in model.energies:
+        if isinstance(e, SiteEnergy):
+            where = f"{model.sequence.name}[{e.start}:{e.stop}]"
+            where = f"revcomp({where})" if e.revcomp else where
+            lines.append(f"  energy {e.name} = {e.kind}({where})  # width {e.width}")
+        elif e.fixed:
+            lines.append(f"  energy {e.name} = {e.value:g} kT (fixed)")
+        else:
+            lines.append(f"  energy {e.name} learned, init {e.init:g} kT")
+    for p in model.params:
+        bound = f" > {p.lower:g}" if p.lower is not None else f" < {p.upper:g}" if p.upper is not None else ""
+        value = f" = {p.value:g} (fixed)" if p.fixed else f" learned, init {p.init:g}"
+        lines.append(f"  param {p.name}{bound}{value}")
+    for st in model.thermo_states:
+        lines.append(f"  state {st.name}: G = {format_linear(st.energy)}")
+    if model.kind == "kinetic":
+        lines.append(f"  states: {', '.join(model.states)}")
+    for t in model.transitions:
+        lines.append(
+            f"  transition {t.source} -> {t.target}: {format_expr(t.rate.expr)}"
+            f"  [log rate = {format_linear(t.rate.log_rate)}]"
+        )
+    for o in model.outputs:
+        lines.append(f"  output {o.name} = {format_expr(o.expr)}")
+    return "\n".join(lines)

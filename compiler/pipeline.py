@@ -61,7 +61,7 @@ def compile(text: str, emit: str = "torch", name: str = "<string>", **options) -
         return ir.dump(to_ast(text, name)) + "\n"
     model = to_ir(text, name)
     if emit == "ir":
-        return ir.dump(model) + "\n"
+        return ir.format_model(model) + "\n"
     return emit_from_ir(model, emit, name, **options)
 
 

@@ -1,0 +1,167 @@
+"""The ``bpm`` command. ``main`` only parses arguments; each ``run_*`` does the work.
+
+Exit status: 0 on success, 1 when a model or dataset is in error, 2 on a usage
+error. Results go to stdout (or ``-o``); errors, warnings and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import BpmError, Source
+from .pipeline import EMIT_TARGETS, emit_from_ir, read_source, to_ast, to_ir_with_warnings
+
+EXIT_OK, EXIT_MODEL_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _print_warnings(warnings, source: Source) -> None:
+    for w in warnings.items:
+        print(w.render(source), file=sys.stderr)
+
+
+def _load(path: str):
+    """A checked model from a file, with its warnings printed."""
+    source = read_source(path)
+    model, warnings = to_ir_with_warnings(source.text, source.name)
+    _print_warnings(warnings, source)
+    return model, source
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise BpmError(f"cannot write {output}: {error.strerror or error}") from None
+    print(f"wrote {output}", file=sys.stderr)
+
+
+def run_check(files: Sequence[str]) -> int:
+    """Check every file; report each file's errors; 1 if any file failed."""
+    status = EXIT_OK
+    for path in files:
+        try:
+            model, _ = _load(path)
+        except BpmError as error:
+            print(error.render(), file=sys.stderr)
+            status = EXIT_MODEL_ERROR
+            continue
+        print(f"{path}: ok ({model.kind}, {len(model.states)} states)")
+    return status
+
+
+def run_compile(path: str, emit: str, output: str | None, tree_budget: int | None) -> int:
+    source = read_source(path)
+    if emit == "ast":
+        from .ir import dump
+
+        _write(dump(to_ast(source.text, source.name)) + "\n", output)
+        return EXIT_OK
+    model, _ = _load(path)
+    if emit == "ir":
+        from .ir import format_model
+
+        _write(format_model(model) + "\n", output)
+        return EXIT_OK
+    options = {} if tree_budget is None or emit != "torch" else {"tree_budget": tree_budget}
+    _write(emit_from_ir(model, emit, source.name, **options), output)
+    return EXIT_OK
+
+
+def run_show(path: str) -> int:
+    from .pipeline import derive
+    from .show import describe
+
+    model, _ = _load(path)
+    _write(describe(model, derive(model)), None)
+    return EXIT_OK
+
+
+def run_graph(path: str, output: str, trees: str | None) -> int:
+    from .graph import draw
+
+    model, _ = _load(path)
+    if model.kind != "kinetic":
+        raise BpmError(f"{path}: 'bpm graph' draws kinetic schemes; {model.name} is thermodynamic")
+    if trees is not None and trees not in model.states:
+        from .errors import did_you_mean
+
+        raise BpmError(f"unknown state '{trees}'{did_you_mean(trees, model.states)}")
+    draw(model, output, trees)
+    print(f"wrote {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpm",
+        description="Compile biophysical models of regulatory sequences and fit them to MPRA data.",
+    )
+    parser.add_argument("--version", action="version", version=f"bpm {__version__}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the Python traceback of an error"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="check model files and report every error")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(handler=lambda a: run_check(a.files))
+
+    p = sub.add_parser("compile", help="compile a model; print any stage with --emit")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--emit", choices=EMIT_TARGETS, default="torch", help="stage to print")
+    p.add_argument("-o", "--output", help="write here instead of stdout")
+    p.add_argument(
+        "--tree-budget",
+        type=int,
+        default=None,
+        help="kinetic models: most spanning trees before solving the steady state numerically",
+    )
+    p.set_defaults(handler=lambda a: run_compile(a.file, a.emit, a.output, a.tree_budget))
+
+    p = sub.add_parser("show", help="summarize a model: states, parameters, closed form")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(handler=lambda a: run_show(a.file))
+
+    p = sub.add_parser("graph", help="draw a kinetic scheme (or its spanning trees)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, help="an .svg, .png or .dot file")
+    p.add_argument("--trees", metavar="STATE", help="draw every spanning tree into STATE")
+    p.set_defaults(handler=lambda a: run_graph(a.file, a.output, a.trees))
+
+    try:
+        from bpm.runtime.commands import register
+    except ImportError:
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except BpmError as error:
+        if args.traceback:
+            traceback.print_exc()
+        print(error.render(), file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
