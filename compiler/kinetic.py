@@ -448,8 +448,10 @@ def rate_matrix(model: ir.Model, values: dict[str, float]) -> np.ndarray:
     """``Q[i, j]`` = total rate from state i to state j (i != j), diagonal ``-sum`` of the row.
 
     ``values`` gives every parameter and energy appearing in a rate (natural units,
-    energies in kT); rates are evaluated from their log-rate linear forms.
+    energies in kT; fixed parameters default to their values); rates are evaluated
+    from their log-rate linear forms.
     """
+    values = {p.name: p.value for p in model.params if p.value is not None} | dict(values)
     n = len(model.states)
     position = {s: i for i, s in enumerate(model.states)}
     q = np.zeros((n, n))
