@@ -67,7 +67,7 @@ class _Checker:
         transitions: tuple[ir.Transition, ...] = ()
         if kind == "thermodynamic":
             thermo_states = self.thermo_states(thermo[0])
-            states = tuple(s.name for s in thermo_states)
+            states = tuple(dict.fromkeys(s.name.name for s in thermo[0].states))
         elif kind == "kinetic":
             transitions = self.transitions(kinetic[0])
             states = tuple(dict.fromkeys(n for t in transitions for n in (t.source, t.target)))
@@ -117,6 +117,7 @@ class _Checker:
         if not decls:
             return None
         d = decls[0]
+        self.sequence_name = d.name.name
         if d.custom:
             duplicated = sorted(ch for ch, n in Counter(d.alphabet).items() if n > 1)
             if not d.alphabet or duplicated:
@@ -142,9 +143,6 @@ class _Checker:
 
     def declare(self, name: ast.Name) -> bool:
         """Record a new energy or parameter name; False (and an error) for a repeat or reserved word."""
-        if name.name in RESERVED:
-            self.error(BpmNameError, f"'{name.name}' is a reserved word", name.span)
-            return False
         if name.name in self.declared:
             line = self.declared[name.name].line
             self.error(
@@ -152,6 +150,9 @@ class _Checker:
             )
             return False
         self.declared[name.name] = name.span
+        if name.name in RESERVED:
+            self.error(BpmNameError, f"'{name.name}' is a reserved word", name.span)
+            return False
         return True
 
     def energy(self, d: ast.EnergyDecl, sequence, kT: float) -> ir.Energy | None:
@@ -171,6 +172,8 @@ class _Checker:
             )
             ok = False
         if sequence is None:
+            if site.sequence.name == getattr(self, "sequence_name", None):
+                return None  # its declaration is in error, already reported
             self.error(
                 BpmNameError,
                 f"unknown sequence '{site.sequence.name}'",

@@ -82,26 +82,41 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, source: Source) -> Bpm
     if isinstance(error, lark.exceptions.UnexpectedToken) and error.token.type != "$END":
         start = error.token.start_pos
         span = Span.at(text, start, error.token.end_pos or start + 1)
-        message = f"unexpected {_token_text(error.token)}: expected {_expected(error.expected)}"
-        hint = _hint(error)
+        expected = _accepted(error)
+        message = f"unexpected {_token_text(error.token)}: expected {_expected(expected)}"
+        hint = _hint(error.token, expected)
     elif isinstance(error, lark.exceptions.UnexpectedCharacters):
         span = Span.at(text, error.pos_in_stream, error.pos_in_stream + 1)
         message = f"unexpected character '{text[error.pos_in_stream]}'"
-        if error.allowed:
-            message += f": expected {_expected(set(error.allowed))}"
-        hint = None
+        hint = "names are letters, digits and '_'; comments start with '#'"
     else:  # the end of the file came too early
         end = len(text.rstrip())
         span = Span.at(text, end, end)
-        expected = getattr(error, "expected", None) or set()
-        message = "unexpected end of file" + (f": expected {_expected(set(expected))}" if expected else "")
+        expected = _accepted(error)
+        message = "unexpected end of file" + (f": expected {_expected(expected)}" if expected else "")
         hint = None
     return BpmSyntaxError(message, span, source=source, note=hint)
 
 
-def _hint(error: lark.exceptions.UnexpectedToken) -> str | None:
+def _accepted(error: lark.exceptions.UnexpectedInput) -> set[str]:
+    """The terminals the parser could really take here.
+
+    LALR merges look-ahead sets, so ``error.expected`` can list tokens that would
+    fail one step later; the interactive parser tries each one.
+    """
+    parser = getattr(error, "interactive_parser", None)
+    if parser is not None:
+        try:
+            return set(parser.accepts())
+        except Exception:  # pragma: no cover - lark internals; fall back below
+            pass
+    return set(getattr(error, "expected", None) or ())
+
+
+def _hint(token: Token, expected: set[str]) -> str | None:
     """A sentence for mistakes people are known to make."""
-    token, expected = error.token, set(error.expected)
+    if token.value == "}" and "COMMA" in expected:
+        return "'<->' takes two rates: forward, then reverse"
     if token.value == "=" and "COLON" in expected:
         return "states and transitions use ':' before their energy or rate"
     if token.value in {"model"}:
