@@ -121,7 +121,7 @@ def render_text(deriv: Derivation) -> str:
     lines = [f"# closed forms of {deriv.model.kind} model {deriv.model.name} (energies in kT)"]
     for title, items in _sections(deriv):
         lines.append(f"{title}:")
-        lines.extend(f"  {name} = {sympy.sstr(expr, order='lex')}" for name, expr in items)
+        lines.extend(f"  {name} = {sympy.sstr(expr, order='none')}" for name, expr in items)
     return "\n".join(lines) + "\n"
 
 
@@ -138,7 +138,7 @@ def render_latex(deriv: Derivation) -> str:
                 head = "Z"
             else:
                 head = sympy.latex(sympy.Symbol(name))
-            rows.append(rf"{head} &= {sympy.latex(expr, order='lex')}")
+            rows.append(rf"{head} &= {sympy.latex(expr, order='none')}")
     body = " \\\\\n".join(rows)
     return "\\begin{align*}\n" + body + "\n\\end{align*}\n"
 

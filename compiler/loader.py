@@ -1,0 +1,94 @@
+"""Load a model file as a class in memory, without writing the module to disk.
+
+``load("models/lac.bpm")`` compiles the model, executes the generated source in a
+fresh module and returns its class. The module is registered in ``sys.modules``
+under a name derived from a hash of the source (so pickling and ``torch.compile``
+find it), its text in :mod:`linecache` (so tracebacks show generated lines), and
+the result is cached by file content: loading the same text twice gives the same
+class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+import sys
+import types
+from pathlib import Path
+
+from . import ir
+from .codegen import DEFAULT_TREE_BUDGET, generate
+from .errors import Source
+
+_CACHE: dict[tuple[str, int | None], type] = {}
+
+
+def load(
+    path_or_text: str | Path,
+    *,
+    name: str | None = None,
+    tree_budget: int | None = DEFAULT_TREE_BUDGET,
+) -> type:
+    """The generated ``torch.nn.Module`` subclass of a model file (a path) or model text.
+
+    A string containing a newline, or naming no existing file, is taken as model
+    text. ``name`` is the source name used in messages and the module header.
+    """
+    source = _source(path_or_text, name)
+    key = (source.text, tree_budget)
+    if key in _CACHE:
+        return _CACHE[key]
+    model_ir = _to_ir(source)
+    derivation = _derive(model_ir, tree_budget)
+    text = generate(model_ir, derivation, source.name, tree_budget=tree_budget)
+    cls = _exec(text, source.text, tree_budget)
+    _CACHE[key] = cls
+    return cls
+
+
+def module_name(text: str, tree_budget: int | None = DEFAULT_TREE_BUDGET) -> str:
+    """The ``sys.modules`` name of a loaded model: ``bpm_generated_<sha256 prefix>``."""
+    digest = hashlib.sha256(f"{tree_budget}\n{text}".encode()).hexdigest()
+    return f"bpm_generated_{digest[:20]}"
+
+
+def _source(path_or_text: str | Path, name: str | None) -> Source:
+    if isinstance(path_or_text, Path) or (
+        "\n" not in path_or_text and path_or_text.endswith(".bpm") and Path(path_or_text).exists()
+    ):
+        from .pipeline import read_source
+
+        source = read_source(path_or_text)
+        return Source(source.text, name or source.name)
+    return Source(path_or_text, name or "<string>")
+
+
+def _to_ir(source: Source) -> ir.Model:
+    from .pipeline import to_ir
+
+    return to_ir(source.text, source.name)
+
+
+def _derive(model: ir.Model, tree_budget: int | None):
+    """Closed forms for the docstrings; None for a kinetic scheme above the tree budget."""
+    if model.kind == "thermodynamic":
+        from .thermodynamic import derive
+
+        return derive(model)
+    from . import kinetic
+
+    kinetic.check_steady_state(model)
+    if not kinetic.within_budget(model, tree_budget):
+        return None
+    return kinetic.derive(model, tree_budget)
+
+
+def _exec(text: str, model_text: str, tree_budget: int | None) -> type:
+    mod_name = module_name(model_text, tree_budget)
+    filename = f"<{mod_name}>"
+    module = types.ModuleType(mod_name)
+    module.__file__ = filename
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    exec(compile(text, filename, "exec"), module.__dict__)  # noqa: S102
+    sys.modules[mod_name] = module
+    return module.Model
