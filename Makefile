@@ -21,7 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/bpm fit models/lac.bpm data/lac_sortseq_kinney2010.csv.gz -o results/lac
+	$(BIN)/bpm check models/lac.bpm
+	$(BIN)/bpm compile models/lac.bpm --emit ir
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
