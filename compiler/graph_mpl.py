@@ -1,0 +1,152 @@
+"""The matplotlib fallback of :mod:`bpm.compiler.graph`, for machines without Graphviz.
+
+Draws with matplotlib's object API (a ``Figure`` and its Agg canvas, never pyplot),
+so it works headless and leaves the user's backend alone. States sit on a circle in
+declaration order; a transition and its reverse bend apart so both labels read.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch
+
+from . import ir, kinetic
+from .graph import EDGE_COLOR, NODE_COLOR, ROOT_COLOR, _columns, rate_text, tree_text
+
+Position = tuple[float, float]
+
+
+def layout(states: tuple[str, ...]) -> dict[str, Position]:
+    """States on a circle, the first at the left, going clockwise (a line for two)."""
+    n = len(states)
+    if n == 1:
+        return {states[0]: (0.0, 0.0)}
+    if n == 2:
+        return {states[0]: (-1.0, 0.0), states[1]: (1.0, 0.0)}
+    return {
+        s: (-math.cos(2 * math.pi * i / n), math.sin(2 * math.pi * i / n))
+        for i, s in enumerate(states)
+    }
+
+
+def render(model: ir.Model, path: Path, trees_into_state: str | None = None) -> None:
+    """Write an .svg or .png with matplotlib."""
+    if trees_into_state is None:
+        figure = Figure(figsize=(7, 6))
+        ax = figure.add_subplot()
+        _draw_scheme(ax, model)
+        ax.set_title(f"{model.name}: {len(model.states)} states, {len(model.transitions)} transitions")
+    else:
+        figure = _trees_figure(model, trees_into_state)
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=150, bbox_inches="tight", metadata=_metadata(path))
+
+
+def _metadata(path: Path) -> dict[str, str | None]:
+    """No dates or software versions written into the file."""
+    if path.suffix.lower() == ".svg":
+        return {"Date": None, "Creator": None}
+    return {"Software": None}
+
+
+def _draw_scheme(ax, model: ir.Model) -> None:
+    pos = layout(model.states)
+    pairs = {(t.source, t.target) for t in model.transitions}
+    seen: dict[tuple[str, str], int] = {}
+    for t in model.transitions:
+        k = seen.get((t.source, t.target), 0)
+        seen[(t.source, t.target)] = k + 1
+        bend = 0.18 * (1 + k) if (t.target, t.source) in pairs or k else 0.0
+        _arrow(ax, pos[t.source], pos[t.target], bend, label=rate_text(t.rate), fontsize=9)
+    for s in model.states:
+        _node(ax, pos[s], s, NODE_COLOR, fontsize=11)
+    _frame(ax, pos, margin=0.55)
+
+
+def _trees_figure(model: ir.Model, root: str) -> Figure:
+    trees = kinetic.trees_into(model)[root]
+    columns = _columns(len(trees))
+    rows = max(1, math.ceil(len(trees) / columns))
+    figure = Figure(figsize=(2.8 * columns, 2.6 * rows + 0.6))
+    figure.suptitle(f"{model.name}: {len(trees)} spanning trees into {root} (King-Altman)")
+    pos = layout(model.states)
+    for k, tree in enumerate(trees):
+        ax = figure.add_subplot(rows, columns, k + 1)
+        for i in tree:
+            t = model.transitions[i]
+            _arrow(ax, pos[t.source], pos[t.target], 0.0, shrink=16)
+        for s in model.states:
+            _node(ax, pos[s], s, ROOT_COLOR if s == root else NODE_COLOR, fontsize=7)
+        ax.set_title(tree_text(model, tree), fontsize=7, wrap=True)
+        _frame(ax, pos, margin=0.45)
+    if not trees:
+        ax = figure.add_subplot()
+        ax.text(0.5, 0.5, f"no spanning tree leads into {root}", ha="center", va="center")
+        ax.axis("off")
+    return figure
+
+
+def _node(ax, xy: Position, name: str, color: str, fontsize: float) -> None:
+    ax.text(
+        *xy,
+        name,
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        zorder=3,
+        bbox={"boxstyle": "round,pad=0.4", "fc": color, "ec": EDGE_COLOR, "lw": 1},
+    )
+
+
+def _arrow(
+    ax,
+    a: Position,
+    b: Position,
+    bend: float,
+    label: str | None = None,
+    fontsize: float = 9,
+    shrink: float = 24,
+) -> None:
+    ax.add_patch(
+        FancyArrowPatch(
+            a,
+            b,
+            connectionstyle=f"arc3,rad={bend}",
+            arrowstyle="-|>",
+            mutation_scale=14,
+            color=EDGE_COLOR,
+            lw=1.3,
+            shrinkA=shrink,
+            shrinkB=shrink,
+            zorder=2,
+        )
+    )
+    if label is not None:
+        # The middle of matplotlib's arc3 curve: the chord's midpoint plus bend/2 times (dy, -dx).
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        x = (a[0] + b[0]) / 2 + bend / 2 * dy
+        y = (a[1] + b[1]) / 2 - bend / 2 * dx
+        ax.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color=EDGE_COLOR,
+            zorder=4,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+        )
+
+
+def _frame(ax, pos: dict[str, Position], margin: float) -> None:
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    ax.set_xlim(min(xs) - margin, max(xs) + margin)
+    ax.set_ylim(min(ys) - margin, max(ys) + margin)
+    ax.set_aspect("equal")
+    ax.axis("off")
