@@ -116,7 +116,9 @@ def _trees_dot(model: ir.Model, root: str, columns: int | None) -> str:
     ]
     for k, tree in enumerate(trees):
         lines.append(f"  subgraph cluster_{k} {{")
-        lines.append(f'    graph [label={_quote(tree_text(model, tree))}, fontsize=10, color="#999999"];')
+        lines.append(
+            f'    graph [label={_quote(tree_text(model, tree))}, fontsize=10, color="#999999"];'
+        )
         for j, s in enumerate(model.states):
             fill = f', fillcolor="{ROOT_COLOR}"' if s == root else ""
             lines.append(f"    t{k}_{j} [label={_quote(s)}{fill}];")
@@ -158,7 +160,7 @@ def draw(
     trees_into_state: str | None = None,
     engine: Engine | None = None,
 ) -> Path:
-    """Write the scheme (or the trees into one state) to ``path``: ``.svg``, ``.png`` or ``.dot``."""
+    """Write the scheme (or the trees into one state) to an ``.svg``, ``.png`` or ``.dot`` file."""
     if model.kind != "kinetic":
         raise BpmError(f"only kinetic schemes can be drawn; {model.name} is thermodynamic")
     path = Path(path)

@@ -39,7 +39,9 @@ def render(model: ir.Model, path: Path, trees_into_state: str | None = None) -> 
         figure = Figure(figsize=(7, 6))
         ax = figure.add_subplot()
         _draw_scheme(ax, model)
-        ax.set_title(f"{model.name}: {len(model.states)} states, {len(model.transitions)} transitions")
+        ax.set_title(
+            f"{model.name}: {len(model.states)} states, {len(model.transitions)} transitions"
+        )
     else:
         figure = _trees_figure(model, trees_into_state)
     FigureCanvasAgg(figure)

@@ -153,9 +153,7 @@ def _det(matrix: list[list[int]]) -> int:
 # ------------------------------------------------------------------ enumeration
 
 
-def trees_into(
-    model: ir.Model, budget: int | None = None
-) -> dict[str, tuple[Tree, ...]]:
+def trees_into(model: ir.Model, budget: int | None = None) -> dict[str, tuple[Tree, ...]]:
     """Every spanning tree directed into each state, as sorted tuples of transition indices.
 
     In a tree into r every other state has exactly one outgoing tree edge and the
@@ -254,7 +252,9 @@ def tree_log_rate(model: ir.Model, tree: Tree) -> ir.LinearForm:
     return add_forms(model.transitions[i].rate.log_rate for i in tree)
 
 
-def add_forms(forms: Iterator[ir.LinearForm] | list[ir.LinearForm], sign: float = 1.0) -> ir.LinearForm:
+def add_forms(
+    forms: Iterator[ir.LinearForm] | list[ir.LinearForm], sign: float = 1.0
+) -> ir.LinearForm:
     """``sign * sum(forms)`` with coefficients that cancel (to 1e-12) dropped."""
     total: dict[str, float] = {}
     constant = 0.0
@@ -404,7 +404,8 @@ def detailed_balance(model: ir.Model) -> DetailedBalance:
         cycle, difference = violations[0]
         return DetailedBalance(
             False,
-            "around the cycle " + " -> ".join((*cycle, cycle[0]))
+            "around the cycle "
+            + " -> ".join((*cycle, cycle[0]))
             + f" the log of forward over reverse rates is {format_form(difference)}, not 0",
             cycles=cycles,
             violations=tuple(violations),

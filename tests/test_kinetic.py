@@ -1,4 +1,4 @@
-"""Kinetic derivation: spanning trees, matrix-tree counts, King-Altman closed forms, detailed balance."""
+"""Kinetic derivation: spanning trees, matrix-tree counts, King-Altman forms, detailed balance."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy
+from bpm.compiler import kinetic, pipeline, thermodynamic
+from bpm.compiler.errors import BpmModelError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kinetic_models import kinetic_model, open_complex
-
-from bpm.compiler import kinetic, pipeline, thermodynamic
-from bpm.compiler.errors import BpmModelError
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -37,9 +36,7 @@ def schemes(draw, min_states: int = 2, max_states: int = 7):
     pairs = sorted(edges) + sorted(extra)
     rows = [(f"s{u}", f"s{v}", f"k{i}") for i, (u, v) in enumerate(pairs)]
     logs = draw(
-        st.lists(
-            st.floats(math.log(1e-3), math.log(1e3)), min_size=len(rows), max_size=len(rows)
-        )
+        st.lists(st.floats(math.log(1e-3), math.log(1e3)), min_size=len(rows), max_size=len(rows))
     )
     model = kinetic_model("random", rows)
     values = {f"k{i}": math.exp(x) for i, x in enumerate(logs)}
@@ -51,7 +48,10 @@ def king_altman_numeric(model, values) -> np.ndarray:
     log_k = [math.log(values[t.rate.params[0][0]]) for t in model.transitions]
     trees = kinetic.trees_into(model)
     logw = np.array(
-        [np.logaddexp.reduce([sum(log_k[i] for i in tree) for tree in trees[s]]) for s in model.states]
+        [
+            np.logaddexp.reduce([sum(log_k[i] for i in tree) for tree in trees[s]])
+            for s in model.states
+        ]
     )
     w = np.exp(logw - logw.max())
     return w / w.sum()
@@ -146,7 +146,9 @@ def test_open_complex_trees():
 
 
 def test_parallel_transitions_are_separate_trees():
-    model = kinetic_model("mm", [("free", "bound", "k_on"), ("bound", "free", "k_off"), ("bound", "free", "k_cat")])
+    model = kinetic_model(
+        "mm", [("free", "bound", "k_on"), ("bound", "free", "k_off"), ("bound", "free", "k_cat")]
+    )
     assert kinetic.trees_into(model) == {"free": ((1,), (2,)), "bound": ((0,),)}
     assert kinetic.count_trees(model, "free") == 2
 
@@ -164,7 +166,10 @@ def test_open_complex_closed_form():
 
 
 def test_hand_built_model_matches_the_front_end():
-    assert kinetic.derive(open_complex()).outputs["t"] == kinetic.derive(load("open_complex")).outputs["t"]
+    assert (
+        kinetic.derive(open_complex()).outputs["t"]
+        == kinetic.derive(load("open_complex")).outputs["t"]
+    )
 
 
 @pytest.mark.parametrize("name", ["open_complex", "michaelis_menten"])
@@ -178,8 +183,11 @@ def test_derivation_matches_null_space(name):
         if p.value is not None:
             subs[d.symbols[p.name]] = p.value
     closed = np.array([float(d.P[s].subs(subs)) for s in model.states])
-    numeric = kinetic.steady_state_numeric(kinetic.rate_matrix(model, values | {
-        p.name: p.value for p in model.params if p.value is not None}))
+    numeric = kinetic.steady_state_numeric(
+        kinetic.rate_matrix(
+            model, values | {p.name: p.value for p in model.params if p.value is not None}
+        )
+    )
     np.testing.assert_allclose(closed, numeric, rtol=1e-10)
 
 
@@ -267,7 +275,11 @@ def test_detailed_balance_needs_every_reverse():
 
 
 def test_a_chain_always_balances():
-    model = kinetic_model("chain", [("a", "b", "k1", "G"), ("b", "a", "k2"), ("b", "c", "k3"), ("c", "b", "k4")], energies=("G",))
+    model = kinetic_model(
+        "chain",
+        [("a", "b", "k1", "G"), ("b", "a", "k2"), ("b", "c", "k3"), ("c", "b", "k4")],
+        energies=("G",),
+    )
     balance = kinetic.detailed_balance(model)
     assert balance.holds
     assert kinetic.format_form(balance.energies["c"]) == "G - log(k1) + log(k2) - log(k3) + log(k4)"
