@@ -1,0 +1,1 @@
+"""bpm.runtime: fitting compiled models to MPRA data."""
