@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +306,23 @@ def test_balanced_rates_reproduce_boltzmann(scheme, random):
     # Symbolically every rate is its own parameter, so only cycle-free schemes balance.
     balance = kinetic.detailed_balance(reversible)
     assert balance.holds == (len(links) == len(reversible.states) - 1)
+
+
+# ------------------------------------------------------------------ docs/kinetic.md
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "kinetic.md"
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+
+
+@pytest.mark.parametrize(
+    "code", PYTHON_BLOCKS, ids=[f"block{i}" for i in range(len(PYTHON_BLOCKS))]
+)
+def test_doc_examples_run_and_print_what_they_say(code, monkeypatch, capsys):
+    """Each block runs from the repository root; ``print(...)  # text`` must print text."""
+    monkeypatch.chdir(DOC.parent.parent)
+    exec(compile(code, str(DOC), "exec"), {})  # noqa: S102
+    printed = capsys.readouterr().out
+    for expected in re.findall(r"^print\(.*\)\s+# (.*)$", code, re.M):
+        assert expected in printed
+    for expected in re.findall(r"^#     (.*)$", code, re.M):
+        assert expected in printed
