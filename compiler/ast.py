@@ -164,7 +164,13 @@ class OutputDecl:
 
 
 Statement = (
-    SequenceDecl | TemperatureDecl | EnergyDecl | ParamDecl | ThermoBlock | KineticBlock | OutputDecl
+    SequenceDecl
+    | TemperatureDecl
+    | EnergyDecl
+    | ParamDecl
+    | ThermoBlock
+    | KineticBlock
+    | OutputDecl
 )
 
 

@@ -4,7 +4,8 @@ Each check appends to a list rather than raising, so a file with three mistakes
 reports all three at once (:class:`~bpm.compiler.errors.BpmErrors`).
 
 >>> from bpm.compiler.parse import parse
->>> model, warnings = check(parse("model m  param k > 0  kinetic { a <-> b : k, 1 }  output v = P(a)"))
+>>> text = "model m  param k > 0  kinetic { a <-> b : k, 1 }  output v = P(a)"
+>>> model, warnings = check(parse(text))
 >>> model.states, len(model.transitions)
 (('a', 'b'), 2)
 """
@@ -102,7 +103,9 @@ class _Checker:
         d = decls[0]
         kelvin = d.value + 273.15 if d.unit == "C" else d.value
         if not kelvin > 0:
-            self.error(BpmModelError, f"temperature {kelvin:g} K is not above absolute zero", d.span)
+            self.error(
+                BpmModelError, f"temperature {kelvin:g} K is not above absolute zero", d.span
+            )
             return ir.DEFAULT_TEMPERATURE
         return kelvin
 
@@ -122,7 +125,9 @@ class _Checker:
             duplicated = sorted(ch for ch, n in Counter(d.alphabet).items() if n > 1)
             if not d.alphabet or duplicated:
                 self.error(
-                    BpmModelError, "a custom alphabet needs distinct letters", d.span,
+                    BpmModelError,
+                    "a custom alphabet needs distinct letters",
+                    d.span,
                     note=f"repeated: {', '.join(duplicated)}" if duplicated else None,
                 )
                 return None
@@ -132,7 +137,9 @@ class _Checker:
         else:
             hint = did_you_mean(d.alphabet, ir.ALPHABETS)
             self.error(
-                BpmNameError, f"unknown alphabet '{d.alphabet}'{hint}", d.span,
+                BpmNameError,
+                f"unknown alphabet '{d.alphabet}'{hint}",
+                d.span,
                 note='use dna, rna, protein, or the letters in quotes, like "01"',
             )
             return None
@@ -142,12 +149,10 @@ class _Checker:
         return ir.SequenceDecl(d.name.name, alphabet, d.length, span=d.span)
 
     def declare(self, name: ast.Name) -> bool:
-        """Record a new energy or parameter name; False (and an error) for a repeat or reserved word."""
+        """Record an energy or parameter name; False (and an error) if repeated or reserved."""
         if name.name in self.declared:
             line = self.declared[name.name].line
-            self.error(
-                BpmNameError, f"'{name.name}' is already declared (line {line})", name.span
-            )
+            self.error(BpmNameError, f"'{name.name}' is already declared (line {line})", name.span)
             return False
         self.declared[name.name] = name.span
         if name.name in RESERVED:
@@ -161,13 +166,17 @@ class _Checker:
         if d.site is None:
             fixed = None if d.fixed is None else self.in_kT(d.fixed, kT)
             init = 0.0 if d.init is None else self.in_kT(d.init, kT)
-            return ir.ScalarEnergy(d.name.name, fixed, fixed if fixed is not None else init, span=d.span)
+            return ir.ScalarEnergy(
+                d.name.name, fixed, fixed if fixed is not None else init, span=d.span
+            )
         site = d.site
         ok = True
         if site.kind.name not in SITE_KINDS:
             hint = did_you_mean(site.kind.name, SITE_KINDS)
             self.error(
-                BpmNameError, f"unknown energy model '{site.kind.name}'{hint}", site.kind.span,
+                BpmNameError,
+                f"unknown energy model '{site.kind.name}'{hint}",
+                site.kind.span,
                 note="use matrix, neighbor or pairwise",
             )
             ok = False
@@ -183,11 +192,15 @@ class _Checker:
             return None
         if site.sequence.name != sequence.name:
             hint = did_you_mean(site.sequence.name, [sequence.name])
-            self.error(BpmNameError, f"unknown sequence '{site.sequence.name}'{hint}", site.sequence.span)
+            self.error(
+                BpmNameError, f"unknown sequence '{site.sequence.name}'{hint}", site.sequence.span
+            )
             ok = False
         if site.start >= site.stop:
             self.error(
-                BpmModelError, f"empty slice [{site.start}:{site.stop}]", site.span,
+                BpmModelError,
+                f"empty slice [{site.start}:{site.stop}]",
+                site.span,
                 note="slices are 0-based and half-open: x[1:27] holds positions 1 to 26",
             )
             ok = False
@@ -207,7 +220,9 @@ class _Checker:
             )
             ok = False
         if site.kind.name == "neighbor" and site.stop - site.start < 2 and ok:
-            self.error(BpmModelError, "a neighbor model needs a site of two or more positions", site.span)
+            self.error(
+                BpmModelError, "a neighbor model needs a site of two or more positions", site.span
+            )
             ok = False
         if d.fixed is not None or d.init is not None:
             ok = False  # the grammar allows neither; kept for safety
@@ -350,8 +365,14 @@ class _Checker:
         parts = ["the kinetic scheme has no unique steady state"]
         notes = []
         if len(sinks) > 1:
-            groups = [", ".join(names({c})) for c in sorted(sinks, key=lambda c: min(order[s] for s in names({c})))]
-            notes.append("these groups of states are cut off from each other: " + "; ".join(f"{{{g}}}" for g in groups))
+            groups = [
+                ", ".join(names({c}))
+                for c in sorted(sinks, key=lambda c: min(order[s] for s in names({c})))
+            ]
+            notes.append(
+                "these groups of states are cut off from each other: "
+                + "; ".join(f"{{{g}}}" for g in groups)
+            )
         if transient:
             notes.append(
                 "these states are transient (the scheme can leave them but never return): "
@@ -493,7 +514,9 @@ class _Checker:
                         note="a state's energy counts each interaction a whole number of times",
                     )
                     return None
-        return ir.LinearForm.of({n: float(round(c)) if integer else c for n, c in coefs.items()}, constant)
+        return ir.LinearForm.of(
+            {n: float(round(c)) if integer else c for n, c in coefs.items()}, constant
+        )
 
     def rate(self, e: ast.Expression) -> ir.Rate | None:
         """A rate as a monomial; its logarithm as a linear form."""
@@ -544,7 +567,11 @@ def _constant(expr: ir.Expr) -> float | None:
         case ir.Call(func=f, args=(a,)):
             v = _constant(a)
             try:
-                return None if v is None else {"exp": math.exp, "log": math.log, "sqrt": math.sqrt}[f](v)
+                return (
+                    None
+                    if v is None
+                    else {"exp": math.exp, "log": math.log, "sqrt": math.sqrt}[f](v)
+                )
             except (ValueError, OverflowError):
                 return None
     return None

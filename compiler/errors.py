@@ -141,7 +141,7 @@ class BpmErrors(BpmError):
             return errors[0].with_source(source) if source else errors[0]
         diagnostics = sorted(
             (d for e in errors for d in e.diagnostics),
-            key=lambda d: (d.span.start if d.span else -1),
+            key=lambda d: d.span.start if d.span else -1,
         )
         first = diagnostics[0]
         return cls(first.message, first.span, source=source, diagnostics=diagnostics)

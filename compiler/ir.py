@@ -418,7 +418,9 @@ def format_model(model: Model) -> str:
     lines.append(f"  temperature: {model.temperature_kelvin:g} K (kT = {model.kT:.4f} kcal/mol)")
     if model.sequence is not None:
         s = model.sequence
-        lines.append(f"  sequence {s.name}: {s.alphabet.name} '{s.alphabet.letters}' length {s.length}")
+        lines.append(
+            f"  sequence {s.name}: {s.alphabet.name} '{s.alphabet.letters}' length {s.length}"
+        )
     for e in model.energies:
         if isinstance(e, SiteEnergy):
             where = f"{model.sequence.name}[{e.start}:{e.stop}]"
@@ -429,7 +431,13 @@ def format_model(model: Model) -> str:
         else:
             lines.append(f"  energy {e.name} learned, init {e.init:g} kT")
     for p in model.params:
-        bound = f" > {p.lower:g}" if p.lower is not None else f" < {p.upper:g}" if p.upper is not None else ""
+        bound = (
+            f" > {p.lower:g}"
+            if p.lower is not None
+            else f" < {p.upper:g}"
+            if p.upper is not None
+            else ""
+        )
         value = f" = {p.value:g} (fixed)" if p.fixed else f" learned, init {p.init:g}"
         lines.append(f"  param {p.name}{bound}{value}")
     for st in model.thermo_states:

@@ -93,7 +93,9 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, source: Source) -> Bpm
         end = len(text.rstrip())
         span = Span.at(text, end, end)
         expected = _accepted(error)
-        message = "unexpected end of file" + (f": expected {_expected(expected)}" if expected else "")
+        message = "unexpected end of file" + (
+            f": expected {_expected(expected)}" if expected else ""
+        )
         hint = None
     return BpmSyntaxError(message, span, source=source, note=hint)
 
@@ -144,7 +146,9 @@ def parse(text: str, name: str = "<string>") -> ast.ModelFile:
 
 
 def _span(text: str, meta) -> Span:
-    return Span(meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line, meta.end_column)
+    return Span(
+        meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line, meta.end_column
+    )
 
 
 def _tok_span(token: Token) -> Span:

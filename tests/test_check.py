@@ -84,8 +84,10 @@ def test_shipped_models_have_no_warnings():
 
 
 def test_unused_declarations_warn():
-    text = "model m\nsequence x: dna[10]\nenergy G\nparam k > 0\nparam unused\n" \
+    text = (
+        "model m\nsequence x: dna[10]\nenergy G\nparam k > 0\nparam unused\n"
         "kinetic { a <-> b : k, 1 }\noutput t = P(a)\n"
+    )
     model, warnings = to_ir_with_warnings(text, "m.bpm")
     messages = [w.message for w in warnings.items]
     assert messages == [
@@ -108,8 +110,10 @@ def test_lac_ir():
 
 
 def test_reversible_shorthand_and_log_rates():
-    model = to_ir("model m param k > 0 param s = 2\nenergy G\n"
-                  "kinetic { a <-> b : k * s^2 * exp(-G/2), sqrt(k) }\noutput t = P(b)")
+    model = to_ir(
+        "model m param k > 0 param s = 2\nenergy G\n"
+        "kinetic { a <-> b : k * s^2 * exp(-G/2), sqrt(k) }\noutput t = P(b)"
+    )
     forward, reverse = model.transitions
     assert (forward.source, forward.target, reverse.source, reverse.target) == ("a", "b", "b", "a")
     assert dict(forward.rate.log_rate.terms) == {"G": -0.5, "log:k": 1.0, "log:s": 2.0}
@@ -117,16 +121,20 @@ def test_reversible_shorthand_and_log_rates():
 
 
 def test_units_and_temperature():
-    model = to_ir("model m temperature 25 C\nenergy G = -1.5 kcal/mol\nenergy H init 2 kT\n"
-                  "thermodynamic { e : 0  b : G + H }\noutput t = P(b)")
+    model = to_ir(
+        "model m temperature 25 C\nenergy G = -1.5 kcal/mol\nenergy H init 2 kT\n"
+        "thermodynamic { e : 0  b : G + H }\noutput t = P(b)"
+    )
     assert model.temperature_kelvin == pytest.approx(298.15)
     assert model.energy("G").value == pytest.approx(-1.5 / model.kT)
     assert model.energy("H").init == 2.0 and not model.energy("H").fixed
 
 
 def test_custom_alphabet_and_no_sequence_models():
-    model = to_ir('model m sequence s: "01"[8]\nenergy G = neighbor(s[0:8])\n'
-                  "thermodynamic { e : 0  b : G }\noutput t = P(b)")
+    model = to_ir(
+        'model m sequence s: "01"[8]\nenergy G = neighbor(s[0:8])\n'
+        "thermodynamic { e : 0  b : G }\noutput t = P(b)"
+    )
     assert model.sequence.alphabet.letters == "01"
     assert model.energy("G").kind == "neighbor"
     pure = to_ir((HERE.parent / "models" / "michaelis_menten.bpm").read_text())

@@ -62,7 +62,9 @@ def test_output_file(tmp_path, capsys):
 
 def test_warnings_go_to_stderr(tmp_path, capsys):
     model = tmp_path / "w.bpm"
-    model.write_text("model w\nparam k > 0\nparam spare\nkinetic { a <-> b : k, 1 }\noutput t = P(a)\n")
+    model.write_text(
+        "model w\nparam k > 0\nparam spare\nkinetic { a <-> b : k, 1 }\noutput t = P(a)\n"
+    )
     assert main(["check", str(model)]) == 0
     err = capsys.readouterr().err
     assert f"{model}:3:1: warning: 'spare' is declared but never used" in err

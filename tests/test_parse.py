@@ -73,8 +73,10 @@ def test_spans_point_at_the_source():
 
 
 def test_precedence():
-    tree = parse("model m param a param b param c kinetic { x -> y : 1 y -> x : 1 } "
-                 "output t = -a^2 + b*c/2 - (a - b)")
+    tree = parse(
+        "model m param a param b param c kinetic { x -> y : 1 y -> x : 1 } "
+        "output t = -a^2 + b*c/2 - (a - b)"
+    )
     expr = tree.statements[-1].expr
     assert unparse_expr(expr) == "-a^2 + b * c / 2 - (a - b)"
     assert isinstance(expr.left.left, ast.UnaryOp) and expr.left.left.operand.op == "^"
