@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kinetic_models import kinetic_model
+
 from bpm.compiler import graph, pipeline
 from bpm.compiler.errors import BpmError
-from kinetic_models import kinetic_model
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

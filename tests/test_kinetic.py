@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy
-from bpm.compiler import kinetic, pipeline, thermodynamic
-from bpm.compiler.errors import BpmModelError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kinetic_models import kinetic_model, open_complex
+
+from bpm.compiler import kinetic, pipeline, thermodynamic
+from bpm.compiler.errors import BpmModelError
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
