@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-trees", type=int, default=10_000, help="skip the tree path above this many trees"
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: stable timings on a busy machine)"
+    )
     parser.add_argument("--rounds", type=int, default=7, help="timings per module (best is kept)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
