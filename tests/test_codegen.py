@@ -397,3 +397,14 @@ def test_collision_of_attribute_names_is_an_error():
     text += "thermodynamic {\n a : 0\n b : G + G_offset\n}\noutput t = P(b)\n"
     with pytest.raises(Exception, match="collide"):
         load(text)
+
+
+def test_module_docs_example_runs(monkeypatch):
+    """The Python examples in docs/module.md's "Using it" section run as written."""
+    text = (ROOT / "docs" / "module.md").read_text()
+    section = text.split("## Using it", 1)[1]
+    blocks = section.split("```python\n")[1:]
+    assert blocks
+    monkeypatch.chdir(ROOT)
+    for block in blocks:
+        exec(compile(block.split("```", 1)[0], "docs/module.md", "exec"), {})  # noqa: S102
