@@ -66,7 +66,7 @@ class Truth:
         files = {}
         for name, value in sorted(self.matrices().items()):
             path = folder / f"{name}_kT.csv"
-            matrix_frame(value, self.alphabet).to_csv(path, index=False, float_format="%.6g")
+            matrix_frame(value, self.alphabet).to_csv(path, index=False)
             files[name] = str(path.relative_to(json_path.parent))
         doc = {
             "model": self.model,
