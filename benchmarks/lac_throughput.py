@@ -97,9 +97,13 @@ def main() -> None:
         ("one-hot reference, one-hot built per step", timed(reference_step, args.repeats)),
         ("one-hot reference, one-hot prebuilt", timed(reference_prebuilt_step, args.repeats)),
     ]
-    print(f"lac forward+backward, N = {args.n}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"lac forward+backward, N = {args.n}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     for label, seconds in rows:
-        print(f"  {label:<44} {args.n / seconds:>12,.0f} sequences/s  ({1e3 * seconds:.1f} ms/batch)")
+        print(
+            f"  {label:<44} {args.n / seconds:>12,.0f} sequences/s  ({1e3 * seconds:.1f} ms/batch)"
+        )
     base = rows[0][1]
     print(f"  speed-up over the reference (same input):     {rows[1][1] / base:.2f}x")
     print(f"  speed-up over the reference (prebuilt one-hot): {rows[2][1] / base:.2f}x")

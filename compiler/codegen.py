@@ -111,10 +111,14 @@ def _storage(model: ir.Model) -> list[Stored]:
     for e in model.energies:
         if isinstance(e, ir.SiteEnergy):
             out.append(Stored(e.name, f"energy_{e.name}", "identity", None, True))
-            out.append(Stored(f"{e.name}.offset", f"energy_{e.name}_offset", "identity", None, True))
+            out.append(
+                Stored(f"{e.name}.offset", f"energy_{e.name}_offset", "identity", None, True)
+            )
             if e.kind != "matrix":
                 out.append(
-                    Stored(f"{e.name}.{e.kind}", f"energy_{e.name}_{e.kind}", "identity", None, True)
+                    Stored(
+                        f"{e.name}.{e.kind}", f"energy_{e.name}_{e.kind}", "identity", None, True
+                    )
                 )
         else:
             out.append(Stored(e.name, f"energy_{e.name}", "identity", None, not e.fixed))
@@ -268,7 +272,9 @@ class _Generator:
         if m.kind == "thermodynamic":
             rows += ["", "States and free energies (kT):"]
             for s in m.thermo_states:
-                rows.append(f"    {s.name}: {_doc_expr(symbolic.linear_form_to_sympy(s.energy, self._syms))}")
+                rows.append(
+                    f"    {s.name}: {_doc_expr(symbolic.linear_form_to_sympy(s.energy, self._syms))}"
+                )
         else:
             rows += ["", "Transitions (index: source -> target: rate):"]
             for j, t in enumerate(m.transitions):
@@ -276,7 +282,9 @@ class _Generator:
         rows += ["", "Outputs:"]
         pnames = {s: sympy.Symbol(f"P({s})") for s in m.states}
         for o in m.outputs:
-            rows.append(f"    {o.name} = {_doc_expr(symbolic.to_sympy(o.expr, self._syms, pnames))}")
+            rows.append(
+                f"    {o.name} = {_doc_expr(symbolic.to_sympy(o.expr, self._syms, pnames))}"
+            )
         return "\n".join(rows)
 
     @property
@@ -299,7 +307,9 @@ class _Generator:
         if self.trees is not None:
             w.line()
             w.line("# King-Altman: the spanning trees directed into each state, as indices")
-            w.line("# into TRANSITIONS; a state's weight is the sum over its trees of rate products.")
+            w.line(
+                "# into TRANSITIONS; a state's weight is the sum over its trees of rate products."
+            )
             w.line("TREES = {")
             with w.indent():
                 for s in m.states:
@@ -338,7 +348,9 @@ class _Generator:
         w.line("_storage = {")
         with w.indent():
             for s in self.storage:
-                w.line(f"{s.key!r}: ({s.attr!r}, {s.how!r}, {None if s.bound is None else _f(s.bound)}),")
+                w.line(
+                    f"{s.key!r}: ({s.attr!r}, {s.how!r}, {None if s.bound is None else _f(s.bound)}),"
+                )
         w.line("}")
         w.line()
 
@@ -359,7 +371,9 @@ class _Generator:
                 else:
                     w.line(f"# {e.name}: learned energy in kT")
                     w.line(f"self.energy_{e.name} = torch.nn.Parameter(torch.tensor({_f(e.init)}))")
-            for p, s in zip(m.params, self.storage[-len(m.params) :] if m.params else [], strict=True):
+            for p, s in zip(
+                m.params, self.storage[-len(m.params) :] if m.params else [], strict=True
+            ):
                 self._init_param(p, s)
             if any(e.revcomp for e in m.site_energies):
                 comp = self.seq.alphabet.complement
@@ -460,7 +474,9 @@ class _Generator:
         feats = self._rate_features()
         S, E = len(m.states), len(m.transitions)
         w.line("# log_rates = features @ rate_coefficients.T + rate_constant, with features")
-        w.line(f"# the energies then the logs of {', '.join(k[4:] for k, _ in feats if k.startswith('log:')) or 'no parameters'}")
+        w.line(
+            f"# the energies then the logs of {', '.join(k[4:] for k, _ in feats if k.startswith('log:')) or 'no parameters'}"
+        )
         w.line("self.register_buffer(")
         with w.indent():
             w.line('"rate_coefficients",')
@@ -476,7 +492,9 @@ class _Generator:
         w.line(f'self.register_buffer("rate_constant", torch.tensor([{consts}]), persistent=False)')
         w.line(f"states = {tuple(m.states)!r}")
         if self.trees is not None:
-            w.line("# tree_edges[t, j] = 1 when transition j is in tree t (trees of all states in order)")
+            w.line(
+                "# tree_edges[t, j] = 1 when transition j is in tree t (trees of all states in order)"
+            )
             w.line("trees = [tree for state in states for tree in TREES[state]]")
             w.line(f"tree_edges = torch.zeros(len(trees), {E}, dtype=torch.long)")
             w.line("for t, tree in enumerate(trees):")
@@ -503,7 +521,9 @@ class _Generator:
                     "[0.0 if TREES[state] else -math.inf for state in states]), persistent=False)"
                 )
         else:
-            w.line("# rate matrix Q (dp/dt = Q p) = rates @ generator, reshaped to [states, states]")
+            w.line(
+                "# rate matrix Q (dp/dt = Q p) = rates @ generator, reshaped to [states, states]"
+            )
             w.line(f"generator = torch.zeros({E}, {S}, {S})")
             w.line("for j, (source, target) in enumerate(TRANSITIONS):")
             with w.indent():
@@ -583,9 +603,7 @@ class _Generator:
                 w.line("i, k = divmod(int(bad[0, 0]), self.sequence_length)")
                 w.line("raise ValueError(")
                 with w.indent():
-                    w.line(
-                        "f\"sequence {i} has letter {sequences[i][k]!r} at position {k}, \""
-                    )
+                    w.line('f"sequence {i} has letter {sequences[i][k]!r} at position {k}, "')
                     w.line('f"not in {self.alphabet!r}: {sequences[i]!r}"')
                 w.line(")")
             w.line("return codes.reshape(len(sequences), self.sequence_length)")
@@ -679,7 +697,9 @@ class _Generator:
         w.line("def probabilities(self, E):")
         with w.indent():
             if m.kind == "thermodynamic":
-                w.docstring("P = softmax(-G) from the energy table E (kT), G the states' free energies.")
+                w.docstring(
+                    "P = softmax(-G) from the energy table E (kT), G the states' free energies."
+                )
                 w.line("G = E @ self.state_energy.T + self.state_constant")
                 w.line("return torch.softmax(-G, dim=-1)")
             elif self.trees is not None:
@@ -744,14 +764,18 @@ class _Generator:
         )
         for n in used_params:
             names[syms[n]] = f"p_{n}"
-        replacements, reduced = sympy.cse(exprs, symbols=sympy.numbered_symbols("_c"), order="canonical")
+        replacements, reduced = sympy.cse(
+            exprs, symbols=sympy.numbered_symbols("_c"), order="canonical"
+        )
         printer = ModulePrinter(names)
         arg = ", x" if self.seq else ""
         w.line(f"def forward(self{arg}):")
         with w.indent():
             several = len(m.outputs) > 1
             shape = "Tensor[N]" if self.seq else "0-d Tensor"
-            head = f"The outputs, a dict of {shape} by name:" if several else f"The output: {shape}."
+            head = (
+                f"The outputs, a dict of {shape} by name:" if several else f"The output: {shape}."
+            )
             rows = [head, ""]
             for o, e in zip(m.outputs, exprs, strict=True):
                 rows.append(f"{o.name} = {_doc_expr(e)}")
@@ -770,9 +794,9 @@ class _Generator:
             results = []
             for o, e in zip(m.outputs, reduced, strict=True):
                 code = printer.doprint(e)
-                if not (e.free_symbols & (set(pnames.values()) | {syms[n] for n in self.energy_names})) and not any(
-                    s.name.startswith("_c") for s in e.free_symbols
-                ):
+                if not (
+                    e.free_symbols & (set(pnames.values()) | {syms[n] for n in self.energy_names})
+                ) and not any(s.name.startswith("_c") for s in e.free_symbols):
                     code = f"({code}) + torch.zeros_like(P[..., 0])"
                 w.line(f"out_{o.name} = {code}")
                 results.append(o.name)
@@ -819,7 +843,7 @@ class _Generator:
                 w.line("if key not in self._storage:")
                 with w.indent():
                     w.line(
-                        'raise KeyError(f"unknown parameter {key!r}; known: {\', \'.join(self._storage)}")'
+                        "raise KeyError(f\"unknown parameter {key!r}; known: {', '.join(self._storage)}\")"
                     )
             w.line("with torch.no_grad():")
             with w.indent():
@@ -827,7 +851,9 @@ class _Generator:
                 with w.indent():
                     w.line("attr, how, bound = self._storage[key]")
                     w.line("target = getattr(self, attr)")
-                    w.line("value = torch.as_tensor(value, dtype=target.dtype, device=target.device)")
+                    w.line(
+                        "value = torch.as_tensor(value, dtype=target.dtype, device=target.device)"
+                    )
                     w.line("if value.shape != target.shape:")
                     with w.indent():
                         w.line(
@@ -837,12 +863,16 @@ class _Generator:
                     with w.indent():
                         w.line("if not bool((value > bound).all()):")
                         with w.indent():
-                            w.line('raise ValueError(f"{key} must be > {bound}, got {value.tolist()}")')
+                            w.line(
+                                'raise ValueError(f"{key} must be > {bound}, got {value.tolist()}")'
+                            )
                         w.line("value = torch.log(value - bound)")
                     w.line('elif how == "upper":')
                     with w.indent():
                         w.line("if not bool((value < bound).all()):")
                         with w.indent():
-                            w.line('raise ValueError(f"{key} must be < {bound}, got {value.tolist()}")')
+                            w.line(
+                                'raise ValueError(f"{key} must be < {bound}, got {value.tolist()}")'
+                            )
                         w.line("value = torch.log(bound - value)")
                     w.line("target.copy_(value)")

@@ -52,7 +52,9 @@ def _states(model: ir.Model) -> list[str]:
 
     counts = kinetic.count_all_trees(model)
     for s in model.states:
-        lines.append(f"  {s:<{width}}  {counts[s]} spanning tree{'s' if counts[s] != 1 else ''} into it")
+        lines.append(
+            f"  {s:<{width}}  {counts[s]} spanning tree{'s' if counts[s] != 1 else ''} into it"
+        )
     lines.append(f"  total spanning trees: {sum(counts.values())}")
     lines.append(f"transitions ({len(model.transitions)}):")
     for j, t in enumerate(model.transitions):
