@@ -43,16 +43,21 @@ class OneHotLac(torch.nn.Module):
         return torch.exp(self.log_t_sat) * (b_R + b_CR) / (1 + b_C + b_R + b_CR)
 
 
-def timed(step, repeats: int) -> float:
-    """Median seconds per call after two warm-up calls."""
-    step()
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def timed(steps: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each step, after two warm-up calls each.
+
+    The steps take turns, round after round, so that a busy machine slows them alike.
+    """
+    for step in steps.values():
         step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        step()
+    times: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(repeats):
+        for label, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def main() -> None:
@@ -92,14 +97,14 @@ def main() -> None:
         reference.zero_grad(set_to_none=True)
         reference(onehot).sum().backward()
 
-    rows = [
-        ("generated module (integer codes, gathers)", timed(generated_step, args.repeats)),
-        ("one-hot reference, one-hot built per step", timed(reference_step, args.repeats)),
-        ("one-hot reference, one-hot prebuilt", timed(reference_prebuilt_step, args.repeats)),
-    ]
-    print(
-        f"lac forward+backward, N = {args.n}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
+    steps = {
+        "generated module (integer codes, gathers)": generated_step,
+        "one-hot reference, one-hot built per step": reference_step,
+        "one-hot reference, one-hot prebuilt": reference_prebuilt_step,
+    }
+    rows = list(timed(steps, args.repeats).items())
+    threads = torch.get_num_threads()
+    print(f"lac forward+backward, N = {args.n}, {threads} threads, torch {torch.__version__}")
     for label, seconds in rows:
         print(
             f"  {label:<44} {args.n / seconds:>12,.0f} sequences/s  ({1e3 * seconds:.1f} ms/batch)"
