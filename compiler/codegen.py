@@ -272,9 +272,8 @@ class _Generator:
         if m.kind == "thermodynamic":
             rows += ["", "States and free energies (kT):"]
             for s in m.thermo_states:
-                rows.append(
-                    f"    {s.name}: {_doc_expr(symbolic.linear_form_to_sympy(s.energy, self._syms))}"
-                )
+                energy = symbolic.linear_form_to_sympy(s.energy, self._syms)
+                rows.append(f"    {s.name}: {_doc_expr(energy)}")
         else:
             rows += ["", "Transitions (index: source -> target: rate):"]
             for j, t in enumerate(m.transitions):
@@ -348,9 +347,8 @@ class _Generator:
         w.line("_storage = {")
         with w.indent():
             for s in self.storage:
-                w.line(
-                    f"{s.key!r}: ({s.attr!r}, {s.how!r}, {None if s.bound is None else _f(s.bound)}),"
-                )
+                bound = None if s.bound is None else _f(s.bound)
+                w.line(f"{s.key!r}: ({s.attr!r}, {s.how!r}, {bound}),")
         w.line("}")
         w.line()
 
@@ -383,7 +381,8 @@ class _Generator:
                     )
                 w.line("# the code of each letter's complement, for sites read on the other strand")
                 w.line(
-                    f'self.register_buffer("complement", torch.tensor({list(comp)!r}), persistent=False)'
+                    f'self.register_buffer("complement", torch.tensor({list(comp)!r}), '
+                    "persistent=False)"
                 )
             if m.kind == "thermodynamic":
                 self._init_thermo()
@@ -404,7 +403,8 @@ class _Generator:
         )
         if e.kind == "neighbor":
             w.line(
-                f"self.energy_{e.name}_neighbor = torch.nn.Parameter(torch.zeros({width - 1}, {A}, {A}))"
+                f"self.energy_{e.name}_neighbor = "
+                f"torch.nn.Parameter(torch.zeros({width - 1}, {A}, {A}))"
             )
             w.line(
                 f'self.register_buffer("site_{e.name}_pairs", '
@@ -431,14 +431,12 @@ class _Generator:
         elif s.how == "lower":
             shifted = p.name if p.lower == 0 else f"{p.name} - {_f(p.lower)}"
             w.line(f"# {p.name} > {_f(p.lower)}, stored as log({shifted})")
-            w.line(
-                f"self.{s.attr} = torch.nn.Parameter(torch.tensor({_f(math.log(p.init - p.lower))}))"
-            )
+            raw = _f(math.log(p.init - p.lower))
+            w.line(f"self.{s.attr} = torch.nn.Parameter(torch.tensor({raw}))")
         elif s.how == "upper":
             w.line(f"# {p.name} < {_f(p.upper)}, stored as log({_f(p.upper)} - {p.name})")
-            w.line(
-                f"self.{s.attr} = torch.nn.Parameter(torch.tensor({_f(math.log(p.upper - p.init))}))"
-            )
+            raw = _f(math.log(p.upper - p.init))
+            w.line(f"self.{s.attr} = torch.nn.Parameter(torch.tensor({raw}))")
         else:
             w.line(f"# {p.name}: learned, unbounded")
             w.line(f"self.{s.attr} = torch.nn.Parameter(torch.tensor({_f(p.init)}))")
@@ -454,7 +452,7 @@ class _Generator:
             with w.indent():
                 for s, row in zip(m.thermo_states, coef, strict=True):
                     w.line(f"[{', '.join(row)}],  # {s.name}")
-            w.line("]).reshape(%d, %d)," % (len(m.thermo_states), len(self.energy_names)))
+            w.line(f"]).reshape({len(m.thermo_states)}, {len(self.energy_names)}),")
             w.line("persistent=False,")
         w.line(")")
         consts = ", ".join(_f(s.energy.constant) for s in m.thermo_states)
@@ -474,9 +472,8 @@ class _Generator:
         feats = self._rate_features()
         S, E = len(m.states), len(m.transitions)
         w.line("# log_rates = features @ rate_coefficients.T + rate_constant, with features")
-        w.line(
-            f"# the energies then the logs of {', '.join(k[4:] for k, _ in feats if k.startswith('log:')) or 'no parameters'}"
-        )
+        logs = ", ".join(k[4:] for k, _ in feats if k.startswith("log:")) or "no parameters"
+        w.line(f"# the energies then the logs of {logs}")
         w.line("self.register_buffer(")
         with w.indent():
             w.line('"rate_coefficients",')
@@ -493,7 +490,8 @@ class _Generator:
         w.line(f"states = {tuple(m.states)!r}")
         if self.trees is not None:
             w.line(
-                "# tree_edges[t, j] = 1 when transition j is in tree t (trees of all states in order)"
+                "# tree_edges[t, j] = 1 when transition j is in tree t "
+                "(trees of all states in order)"
             )
             w.line("trees = [tree for state in states for tree in TREES[state]]")
             w.line(f"tree_edges = torch.zeros(len(trees), {E}, dtype=torch.long)")
@@ -531,7 +529,8 @@ class _Generator:
                 w.line("generator[j, b, a] += 1.0")
                 w.line("generator[j, a, a] -= 1.0")
             w.line(
-                f'self.register_buffer("generator", generator.reshape({E}, {S * S}), persistent=False)'
+                f'self.register_buffer("generator", generator.reshape({E}, {S * S}), '
+                "persistent=False)"
             )
             w.line("# the first balance equation is replaced by sum(p) = 1")
             w.line(f'self.register_buffer("normalization", torch.eye({S})[0], persistent=False)')
@@ -542,7 +541,8 @@ class _Generator:
         if s.how == "lower" and s.bound == 0:
             return f"self.{s.attr}"
         if s.how == "lower":
-            return f"torch.logaddexp(self.{s.attr}, torch.full_like(self.{s.attr}, {_f(math.log(s.bound))}))"
+            log_bound = _f(math.log(s.bound))
+            return f"torch.logaddexp(self.{s.attr}, torch.full_like(self.{s.attr}, {log_bound}))"
         return f"torch.log(self.{s.attr})"
 
     def _natural(self, name: str) -> str:
@@ -562,7 +562,8 @@ class _Generator:
         w.line("def encode(self, sequences):")
         with w.indent():
             w.docstring(
-                f"Integer codes (index into alphabet) of {L}-letter sequences: LongTensor[N, {L}].\n\n"
+                f"Integer codes (index into alphabet) of {L}-letter sequences: "
+                f"LongTensor[N, {L}].\n\n"
                 "Lower case is accepted; a wrong letter or length, or an empty batch,\n"
                 "raises ValueError naming the first bad sequence."
             )
@@ -583,7 +584,8 @@ class _Generator:
                     w.line("raise ValueError(")
                     with w.indent():
                         w.line(
-                            'f"sequence {i} has length {len(s)}, expected {self.sequence_length}: {s!r}"'
+                            'f"sequence {i} has length {len(s)}, '
+                            'expected {self.sequence_length}: {s!r}"'
                         )
                     w.line(")")
             w.line("table = [-1] * 256")
@@ -648,7 +650,8 @@ class _Generator:
             w.line("def _lookup(table, index):")
             with w.indent():
                 w.docstring(
-                    "table.flatten()[index] as a gather (fast backward): index [N, k] -> Tensor[N, k]."
+                    "table.flatten()[index] as a gather (fast backward): "
+                    "index [N, k] -> Tensor[N, k]."
                 )
                 w.line("flat = table.reshape(1, -1).expand(index.shape[0], -1)")
                 w.line("return torch.gather(flat, 1, index)")
@@ -710,7 +713,8 @@ class _Generator:
                 w.line("log_rates = self.log_rates(E)")
                 w.line("tree_log_weights = log_rates @ self.tree_edges.to(log_rates.dtype).T")
                 w.line(
-                    "log_w = torch.logsumexp(tree_log_weights[..., self.tree_index] + self.tree_mask, dim=-1)"
+                    "log_w = torch.logsumexp("
+                    "tree_log_weights[..., self.tree_index] + self.tree_mask, dim=-1)"
                 )
                 if any(not self.trees[s] for s in m.states):
                     w.line("log_w = log_w + self.state_mask")
@@ -843,7 +847,8 @@ class _Generator:
                 w.line("if key not in self._storage:")
                 with w.indent():
                     w.line(
-                        "raise KeyError(f\"unknown parameter {key!r}; known: {', '.join(self._storage)}\")"
+                        'raise KeyError(f"unknown parameter {key!r}; '
+                        "known: {', '.join(self._storage)}\")"
                     )
             w.line("with torch.no_grad():")
             with w.indent():
@@ -857,7 +862,8 @@ class _Generator:
                     w.line("if value.shape != target.shape:")
                     with w.indent():
                         w.line(
-                            'raise ValueError(f"{key}: shape {tuple(value.shape)}, expected {tuple(target.shape)}")'
+                            'raise ValueError(f"{key}: shape {tuple(value.shape)}, '
+                            'expected {tuple(target.shape)}")'
                         )
                     w.line('if how == "lower":')
                     with w.indent():
