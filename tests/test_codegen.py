@@ -481,3 +481,46 @@ def test_random_models_equal_their_closed_form(text, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 4, (20, cls.sequence_length), generator=g)
     _check_against_closed_form(cls, thermodynamic.derive(m), x)
+
+
+def complete_scheme(n: int) -> str:
+    """A kinetic model on n states with a reversible transition between every pair."""
+    lines = ["model complete", "sequence x: dna[2]", "energy G = matrix(x[0:2])"]
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    lines += [f"param k{i}_{j} > 0\nparam k{j}_{i} > 0" for i, j in pairs]
+    lines.append("kinetic {")
+    lines.append("    s0 <-> s1 : k0_1 * exp(-G), k1_0")
+    lines += [f"    s{i} <-> s{j} : k{i}_{j}, k{j}_{i}" for i, j in pairs[1:]]
+    lines.append("}")
+    lines.append("output t = P(s1)")
+    return "\n".join(lines) + "\n"
+
+
+def test_scheme_above_the_tree_budget_uses_the_linear_solve():
+    text = complete_scheme(6)  # 6 * 6**4 = 7776 spanning trees
+    m = pipeline.to_ir(text, "complete.bpm")
+    assert kinetic.total_trees(m) == 7776
+    cls = load(text, name="complete.bpm")
+    source = sys.modules[cls.__module__]
+    assert "omitted: more spanning trees than the tree budget" in source.__doc__
+    assert not hasattr(source, "TREES")
+    module = cls().double()
+    randomize(module, seed=4)
+    x = random_sequences(cls, 3)
+    P = module.P(x)
+    params = {k: float(v) for k, v in module.get_params().items() if v.dim() == 0}
+    G = module.energies(x)["G"].detach()
+    for n in range(3):
+        want = kinetic.steady_state_numeric(kinetic.rate_matrix(m, params | {"G": float(G[n])}))
+        np.testing.assert_allclose(P[n].detach().numpy(), want, rtol=1e-7, atol=1e-12)
+    module(x).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters())
+
+
+@pytest.mark.parametrize("budget", [2000, 0])
+def test_torch_compile_kinetic(budget):
+    module = load(TINY_KINETIC, tree_budget=budget)()
+    randomize(module)
+    x = random_sequences(module, 8)
+    compiled = torch.compile(module, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), module(x))
