@@ -91,6 +91,10 @@ class ModulePrinter(TorchPrinter):
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         return self._names.get(expr, expr.name)
 
+    def _print_Float(self, expr: sympy.Float) -> str:
+        """Every double-precision digit (sympy's default prints 15)."""
+        return repr(float(expr))
+
 
 # ------------------------------------------------------------------ naming
 

@@ -524,3 +524,11 @@ def test_torch_compile_kinetic(budget):
     x = random_sequences(module, 8)
     compiled = torch.compile(module, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), module(x))
+
+
+def test_printer_keeps_every_digit_and_maps_symbols():
+    a, b = sympy.symbols("a b")
+    printer = codegen.ModulePrinter({a: "P[..., 0]"})
+    assert printer.doprint(sympy.Float(1 / 3) * a + sympy.exp(-b)) == (
+        "0.3333333333333333*P[..., 0] + torch.exp(-b)"
+    )
