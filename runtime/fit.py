@@ -1,0 +1,347 @@
+"""Maximum-likelihood fit of a compiled model and its measurement process to sort-seq reads.
+
+``fit(model, data)`` trains the module (every weight a physical quantity) jointly with
+an ordinal measurement process p(bin | t) on the training reads, full batch, stops on
+the validation likelihood, and returns a :class:`FitResult` that reports, saves and
+predicts. The same seed gives the same fit, bit for bit, on the same machine.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from bpm.compiler.errors import BpmError
+
+from .data import SPLITS, Dataset, read_dataset
+from .measurement import LOG2, OrdinalMeasurement, entropy_bits, information_bits
+
+
+@dataclass
+class FitResult:
+    """A fitted module, its measurement process, and how the fit went.
+
+    ``metrics`` is ``{split: {"nll": bits per read, "I_var_bits": ...}}``; ``history``
+    one dict per evaluation (step, train and validation NLL in bits, I_var).
+    """
+
+    module: nn.Module
+    measurement: OrdinalMeasurement
+    output: str
+    metrics: dict
+    history: list[dict]
+    epochs: int
+    wall_seconds: float
+    seed: int
+    data_summary: dict
+    sizes: dict
+    source: str = ""
+    model_path: str = ""
+    data_path: str = ""
+    dataset: Dataset | None = field(default=None, repr=False)
+
+    @property
+    def kT_kcal_per_mol(self) -> float:
+        return float(getattr(self.module, "kT_kcal_per_mol", 0.616))
+
+    def t(self, sequences) -> torch.Tensor:
+        """The model output used as ``t`` for sequences (strings or codes), shape ``[N]``."""
+        x = _as_codes(self.module, sequences)
+        with torch.no_grad():
+            return select_output(self.module(x), self.output)
+
+    def predict(self, sequences) -> pd.DataFrame:
+        """``t``, every state's probability and the most likely bin for each sequence."""
+        from .report import predictions
+
+        return predictions(self, sequences)
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """The module's parameters in natural units (kT for energies), by ``.bpm`` name."""
+        return self.module.get_params()
+
+    def save(self, directory: str | Path, plots: bool = True) -> Path:
+        """Write summary.json, params/, model.py, model.pt and plots/ into ``directory``."""
+        from .report import write_report
+
+        return write_report(self, Path(directory), plots=plots)
+
+
+def _as_codes(module: nn.Module, sequences) -> torch.Tensor:
+    if isinstance(sequences, torch.Tensor):
+        return sequences.long()
+    if isinstance(sequences, np.ndarray) and sequences.dtype != object:
+        return torch.from_numpy(sequences.astype(np.int64))
+    try:
+        return module.encode(list(sequences))
+    except ValueError as error:
+        raise BpmError(f"cannot encode sequences: {error}") from None
+
+
+def select_output(out, name: str | None) -> torch.Tensor:
+    """The output tensor named ``name`` from ``forward``'s result (tensor or dict)."""
+    if isinstance(out, Mapping):
+        if name is None:
+            raise BpmError(f"the model has several outputs {sorted(out)}; choose one")
+        return out[name]
+    return out
+
+
+def choose_output(cls: type, output: str | None) -> str:
+    """``output`` if given, else the output named ``t``, else the only one."""
+    names = tuple(getattr(cls, "output_names", ("t",)))
+    if output is not None:
+        if output not in names:
+            raise BpmError(f"the model has no output '{output}'; its outputs are {list(names)}")
+        return output
+    if "t" in names:
+        return "t"
+    if len(names) == 1:
+        return names[0]
+    raise BpmError(f"the model has several outputs {list(names)} and none is named 't'; "
+                   "choose one with output=... (--output)")
+
+
+def resolve_model(model) -> tuple[type, str, str]:
+    """``(class, generated source, path)`` from a .bpm path, .bpm text or a module class."""
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        return model, _class_source(model), ""
+    if isinstance(model, nn.Module):
+        raise BpmError("pass the model class or a .bpm file, not an instance")
+    from bpm.compiler.loader import load
+
+    path = str(model)
+    is_path = "\n" not in path and Path(path).exists()
+    if not is_path and "\n" not in path and path.endswith(".bpm"):
+        raise BpmError(f"model file not found: {path}")
+    cls = load(Path(path) if is_path else path)
+    return cls, _class_source(cls), path if is_path else ""
+
+
+def _class_source(cls: type) -> str:
+    try:
+        return inspect.getsource(sys.modules[cls.__module__])
+    except (OSError, TypeError, KeyError):
+        return ""
+
+
+@contextmanager
+def _deterministic(seed: int, threads: int | None):
+    """Seeded, deterministic torch for the duration of a fit; restores the old settings."""
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_threads = torch.get_num_threads()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old_det)
+        torch.set_num_threads(old_threads)
+
+
+def initialize(module: nn.Module, init: Mapping[str, float] | None, scale: float = 0.05) -> None:
+    """Start every parameter away from saturation, then apply ``init`` overrides.
+
+    Matrices: small random entries (``scale`` kT); offsets 0 (half occupancy);
+    other energies (interactions) -1 kT, a mild cooperativity whose sign the data can
+    overturn while keeping the site energies' gradient non-zero; positive parameters 1.
+    """
+    params = module.get_params()
+    sites = set(getattr(module, "site_energies", {}))
+    start = {}
+    for name, value in params.items():
+        base = name.split(".")[0]
+        if base in sites:
+            if name == base or name.endswith((".neighbor", ".pairwise")):
+                start[name] = scale * torch.randn(value.shape)
+            else:
+                start[name] = torch.zeros(())
+        elif name.startswith("G") or "energ" in name.lower():
+            start[name] = torch.tensor(-1.0)
+        elif value.ndim == 0 and float(value) > 0:
+            start[name] = torch.tensor(1.0)
+    for name, value in (init or {}).items():
+        if name not in params:
+            raise BpmError(f"init names '{name}', which is not a parameter of the model "
+                           f"(parameters: {sorted(params)})")
+        start[name] = torch.as_tensor(value, dtype=torch.float32)
+    module.set_params(start)
+
+
+def _tensors(dataset: Dataset, split: str, device: str):
+    part = dataset.subset(split)
+    x = torch.from_numpy(part.codes.astype(np.int64)).to(device)
+    c = torch.from_numpy(part.counts.astype(np.float32)).to(device)
+    return x, c
+
+
+def evaluate(module, measurement, output, x, counts) -> dict:
+    """``{"nll": bits per read, "I_var_bits": H[bin] - NLL}`` on one split."""
+    if len(x) == 0:
+        return {"nll": float("nan"), "I_var_bits": float("nan")}
+    module.eval()
+    measurement.eval()
+    with torch.no_grad():
+        lp = measurement.log_probs(select_output(module(x), output))
+        nll, info = information_bits(lp, counts)
+    return {"nll": nll, "I_var_bits": info}
+
+
+def fit(
+    model,
+    data,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    steps: int = 250,
+    lr: float = 0.05,
+    restandardize_at: float = 0.25,
+    eval_every: int = 10,
+    patience: int = 6,
+    hidden: int = 8,
+    output: str | None = None,
+    transform: str = "auto",
+    init: Mapping[str, float] | None = None,
+    threads: int | None = 2,
+    quiet: bool = False,
+    data_options: Mapping | None = None,
+) -> FitResult:
+    """Fit ``model`` (a .bpm path or text, or a generated module class) to ``data``.
+
+    ``data`` is a path, a DataFrame or a :class:`Dataset`; ``data_options`` go to
+    :func:`read_dataset`. Training is full batch: Adam with a one-cycle learning-rate
+    schedule (peak ``lr``) for at most ``steps`` steps, evaluated on the validation
+    split every ``eval_every`` steps and stopped after ``patience`` evaluations without
+    improvement (after the schedule's peak); the best state is kept.
+    """
+    started = time.perf_counter()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BpmError("device 'cuda' requested but torch sees no CUDA device")
+    cls, source, model_path = resolve_model(model)
+    output = choose_output(cls, output)
+    options = dict(data_options or {})
+    if getattr(cls, "alphabet", None) is None:
+        raise BpmError(f"model '{cls.name}' has no sequence; there is nothing to fit to reads")
+    options.setdefault("alphabet", cls.alphabet)
+    options.setdefault("length", cls.sequence_length)
+    options.setdefault("seed", seed)
+    dataset = read_dataset(data, **options)
+    sizes = dataset.sizes()
+    if sizes["training"] == 0 or sizes["validation"] == 0:
+        raise BpmError(f"need training and validation reads; the split gives {sizes}")
+
+    with _deterministic(seed, threads if device == "cpu" else None):
+        module = cls().to(device)
+        initialize(module, init)
+        x_tr, c_tr = _tensors(dataset, "training", device)
+        x_va, c_va = _tensors(dataset, "validation", device)
+        with torch.no_grad():
+            t0 = select_output(module(x_tr), output)
+        if transform == "auto":
+            transform = "log" if bool((t0 > 0).all()) else "identity"
+        u0 = torch.log(t0) if transform == "log" else t0
+        measurement = OrdinalMeasurement(
+            dataset.n_bins,
+            hidden=hidden,
+            transform=transform,
+            center=float(u0.mean()),
+            scale=float(u0.std().clamp_min(1e-3)),
+        ).to(device)
+        measurement.set_cutpoints(torch.cumsum(c_tr.sum(0), 0) / c_tr.sum())
+        with torch.no_grad():
+            measurement.raw_out.fill_(-20.0)  # link starts linear; units join at re-standardizing
+        history, best, epochs = _train(
+            module, measurement, output, (x_tr, c_tr), (x_va, c_va),
+            steps=steps, lr=lr, restandardize_at=restandardize_at,
+            eval_every=eval_every, patience=patience, quiet=quiet,
+        )
+        module.load_state_dict(best[0])
+        measurement.load_state_dict(best[1])
+        metrics = {}
+        for split in SPLITS:
+            x, c = _tensors(dataset, split, device)
+            metrics[split] = evaluate(module, measurement, output, x, c)
+    return FitResult(
+        module=module,
+        measurement=measurement,
+        output=output,
+        metrics=metrics,
+        history=history,
+        epochs=epochs,
+        wall_seconds=time.perf_counter() - started,
+        seed=seed,
+        data_summary=dataset.summary,
+        sizes=sizes,
+        source=source,
+        model_path=model_path,
+        data_path=str(data) if isinstance(data, (str, Path)) else "",
+        dataset=dataset,
+    )
+
+
+def _train(module, measurement, output, train, val, *, steps, lr, restandardize_at,
+           eval_every, patience, quiet):
+    """Full-batch Adam with early stopping; returns (history, best states, steps run)."""
+    from tqdm.auto import tqdm
+
+    x_tr, c_tr = train
+    x_va, c_va = val
+    n_reads = c_tr.sum()
+    h_tr, h_va = float(entropy_bits(c_tr)), float(entropy_bits(c_va))
+    params = [p for p in module.parameters() if p.requires_grad] + list(measurement.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    restd_step = int(restandardize_at * steps)
+    history: list[dict] = []
+    best_val, best, since = math.inf, None, 0
+    bar = tqdm(total=steps, disable=quiet, file=sys.stderr, desc="fit", leave=False)
+    step = 0
+    for step in range(1, steps + 1):
+        module.train()
+        measurement.train()
+        if step == restd_step:
+            with torch.no_grad():
+                measurement.restandardize(select_output(module(x_tr), output))
+        opt.zero_grad(set_to_none=True)
+        t = select_output(module(x_tr), output)
+        loss = -(c_tr * measurement.log_probs(t)).sum() / n_reads
+        if not torch.isfinite(loss):
+            raise BpmError(f"the fit diverged at step {step} (loss {float(loss)}); "
+                           "try a smaller learning rate (--lr) or other initial values")
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % eval_every == 0 or step == steps:
+            val_nll = evaluate(module, measurement, output, x_va, c_va)["nll"]
+            train_nll = float(loss.detach()) / LOG2
+            history.append({"step": step, "train_nll": train_nll, "val_nll": val_nll,
+                            "train_I_var_bits": h_tr - train_nll, "val_I_var_bits": h_va - val_nll})
+            bar.set_postfix(train=f"{train_nll:.4f}", val=f"{val_nll:.4f}",
+                            I_var=f"{h_va - val_nll:.3f} bits")
+            if val_nll < best_val - 1e-5:
+                best_val, since = val_nll, 0
+                best = ({k: v.detach().clone() for k, v in module.state_dict().items()},
+                        {k: v.detach().clone() for k, v in measurement.state_dict().items()})
+            elif step > restd_step:
+                since += 1
+                if since >= patience:
+                    bar.update(1)
+                    break
+        bar.update(1)
+    bar.close()
+    if best is None:
+        best = (module.state_dict(), measurement.state_dict())
+    return history, best, step

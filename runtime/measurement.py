@@ -1,0 +1,175 @@
+"""Measurement processes p(bin | t) for sort-seq data, and the information metrics.
+
+Sort-seq bins are ordered by fluorescence, so the measurement process is ordinal: a
+latent brightness ``z = g(t)``, with ``g`` monotone increasing, is cut into bins by
+ordered cutpoints (a cumulative-logit model)::
+
+    P(bin <= k | t) = sigmoid(c_k - g(t)),   c_0 < c_1 < ... < c_{B-2}
+    g(u) = a u + sum_j b_j tanh(w_j u + d_j),  a, b_j, w_j >= 0,  u = log t (or t)
+
+A brighter-predicted sequence can only move reads toward brighter bins, so the sign of
+``t`` (and of every energy behind it) is fixed by the data, unlike an unconstrained
+softmax over bins, which fits the mirror image just as well.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG2 = math.log(2.0)
+
+
+def _inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class OrdinalMeasurement(nn.Module):
+    """Cumulative-logit p(bin | t) with a monotone increasing link ``g``.
+
+    ``n_bins`` ordered bins (dimmest first), ``hidden`` tanh units in ``g``. ``transform``
+    is ``"log"`` (``u = log t``, for positive outputs such as transcription rates) or
+    ``"identity"``. ``center`` and ``scale`` standardize ``u`` before ``g``.
+    """
+
+    def __init__(
+        self,
+        n_bins: int,
+        hidden: int = 8,
+        transform: str = "log",
+        center: float = 0.0,
+        scale: float = 1.0,
+    ):
+        super().__init__()
+        if n_bins < 2:
+            raise ValueError("a measurement process needs at least two bins")
+        if transform not in ("log", "identity"):
+            raise ValueError(f"transform must be 'log' or 'identity', not {transform!r}")
+        self.n_bins = n_bins
+        self.hidden = hidden
+        self.transform = transform
+        self.register_buffer("center", torch.tensor(float(center)))
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        # g starts as the identity on standardized u; the tanh units start small.
+        self.raw_slope = nn.Parameter(torch.tensor(_inverse_softplus(1.0)))
+        self.raw_out = nn.Parameter(torch.full((hidden,), _inverse_softplus(0.05)))
+        self.raw_in = nn.Parameter(torch.full((hidden,), _inverse_softplus(1.0)))
+        self.bias_in = nn.Parameter(torch.linspace(-2.0, 2.0, hidden))
+        # A background component: a fraction pi(u) of reads lands in bins regardless of t
+        # (cells sorted by autofluorescence or debris, typically the dimmest bin).
+        self.background_logits = nn.Parameter(torch.zeros(n_bins))
+        self.background_mix = nn.Parameter(torch.tensor([-2.0, 0.0]))
+        # Cutpoints: the first, then positive gaps, so they stay ordered.
+        self.first_cut = nn.Parameter(torch.tensor(-2.0))
+        self.raw_gaps = nn.Parameter(torch.full((n_bins - 2,), _inverse_softplus(0.5)))
+
+    def config(self) -> dict:
+        """The constructor arguments, for saving."""
+        return {
+            "n_bins": self.n_bins,
+            "hidden": self.hidden,
+            "transform": self.transform,
+            "center": float(self.center),
+            "scale": float(self.scale),
+        }
+
+    def set_cutpoints(self, cumulative: torch.Tensor) -> None:
+        """Start the cutpoints at the logits of the reads' cumulative bin fractions."""
+        p = cumulative[:-1].clamp(1e-4, 1 - 1e-4)
+        cuts = torch.log(p) - torch.log1p(-p)
+        gaps = (cuts[1:] - cuts[:-1]).clamp_min(1e-3)
+        with torch.no_grad():
+            self.first_cut.copy_(cuts[0])
+            self.raw_gaps.copy_(gaps + torch.log(-torch.expm1(-gaps)))
+
+    def restandardize(self, t: torch.Tensor) -> None:
+        """Re-centre and re-scale ``u`` on the outputs ``t`` without changing ``p(bin | t)``'s
+        linear part, and spread the tanh units afresh over the new range.
+
+        Called once the energies have grown from their small initial values: the units
+        placed on the initial, narrow range of ``u`` would otherwise all saturate.
+        """
+        with torch.no_grad():
+            u = torch.log(t.clamp_min(1e-30)) if self.transform == "log" else t
+            center, scale = u.mean(), u.std().clamp_min(1e-6)
+            slope = F.softplus(self.raw_slope)
+            shift = slope * (center - self.center) / self.scale
+            mix_slope = self.background_mix[1] * scale / self.scale
+            self.background_mix[0] += self.background_mix[1] * (center - self.center) / self.scale
+            self.background_mix[1] = mix_slope
+            new_slope = slope * scale / self.scale
+            self.raw_slope.copy_(new_slope + torch.log(-torch.expm1(-new_slope)))
+            self.first_cut.sub_(shift)
+            self.center.copy_(center)
+            self.scale.copy_(scale)
+            self.raw_out.fill_(_inverse_softplus(1e-3))
+            self.raw_in.fill_(_inverse_softplus(1.0))
+            self.bias_in.copy_(torch.linspace(-2.0, 2.0, self.hidden))
+
+    def cutpoints(self) -> torch.Tensor:
+        """The ``n_bins - 1`` ordered cutpoints."""
+        gaps = F.softplus(self.raw_gaps)
+        return torch.cat([self.first_cut.reshape(1), self.first_cut + torch.cumsum(gaps, 0)])
+
+    def features(self, t: torch.Tensor) -> torch.Tensor:
+        """The standardized input ``u`` of the link, shape ``[N]``."""
+        u = torch.log(t.clamp_min(1e-30)) if self.transform == "log" else t
+        return (u - self.center) / self.scale
+
+    def latent(self, t: torch.Tensor) -> torch.Tensor:
+        """``z = g(t)``, monotone increasing in ``t``, shape ``[N]``."""
+        u = self.features(t)
+        hidden = torch.tanh(u[:, None] * F.softplus(self.raw_in) + self.bias_in)
+        return F.softplus(self.raw_slope) * u + hidden @ F.softplus(self.raw_out)
+
+    def log_probs(self, t: torch.Tensor) -> torch.Tensor:
+        """``log p(bin | t)``, shape ``[N, n_bins]``: the ordered part mixed with background."""
+        ordered = self.ordered_log_probs(t)
+        mix = self.background_mix[0] + self.background_mix[1] * self.features(t)  # [N]
+        background = F.log_softmax(self.background_logits, 0)
+        return torch.logaddexp(
+            F.logsigmoid(mix)[:, None] + background[None, :],
+            F.logsigmoid(-mix)[:, None] + ordered,
+        )
+
+    def ordered_log_probs(self, t: torch.Tensor) -> torch.Tensor:
+        """``log p(bin | t)`` of the ordered (cumulative-logit) part, shape ``[N, n_bins]``."""
+        z = self.latent(t)
+        cuts = self.cutpoints()
+        logits = cuts[None, :] - z[:, None]  # [N, B-1]
+        # log P(bin <= k) and log P(bin > k), stably.
+        log_le = F.logsigmoid(logits)
+        log_gt = F.logsigmoid(-logits)
+        # P(bin = k) = P(<= k) - P(<= k-1) = sigmoid(l_k) - sigmoid(l_{k-1})
+        #            = sigmoid(l_k) * sigmoid(-l_{k-1}) * (1 - exp(l_{k-1} - l_k)).
+        inner = (
+            log_le[:, 1:]
+            + log_gt[:, :-1]
+            + torch.log(-torch.expm1((logits[:, :-1] - logits[:, 1:]).clamp_max(-1e-6)))
+        )
+        return torch.cat([log_le[:, :1], inner, log_gt[:, -1:]], dim=1)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        """``p(bin | t)``, shape ``[N, n_bins]``; each row sums to 1."""
+        return self.log_probs(t).exp()
+
+
+def nll_bits(log_probs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood per read, in bits (counts-weighted cross entropy)."""
+    return -(counts * log_probs).sum() / counts.sum() / LOG2
+
+
+def entropy_bits(counts: torch.Tensor) -> torch.Tensor:
+    """Entropy of the bin distribution of all reads, in bits."""
+    p = counts.sum(0) / counts.sum()
+    p = p[p > 0]
+    return -(p * torch.log2(p)).sum()
+
+
+def information_bits(log_probs: torch.Tensor, counts: torch.Tensor) -> tuple[float, float]:
+    """``(nll, I_var)`` in bits per read: ``I_var = H[bin] - NLL``."""
+    nll = float(nll_bits(log_probs, counts))
+    return nll, float(entropy_bits(counts)) - nll
