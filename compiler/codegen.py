@@ -207,6 +207,11 @@ class _Generator:
             if tree_budget is None or sum(counts.values()) <= tree_budget:
                 self.trees = kinetic.trees_into(model)
 
+    @property
+    def _column(self) -> str:
+        """Per-state constants get a trailing axis to broadcast over sequences."""
+        return ".unsqueeze(-1)" if self.seq else ""
+
     # -------------------------------------------------------------- checks
 
     def _check_rates(self) -> None:
@@ -448,7 +453,7 @@ class _Generator:
     def _init_thermo(self) -> None:
         w, m = self.w, self.model
         coef = [[_f(s.energy.coefficient(n)) for n in self.energy_names] for s in m.thermo_states]
-        w.line("# free energy of each state: G = energies @ state_energy.T + state_constant")
+        w.line("# free energy of each state: G = state_energy @ energies + state_constant")
         w.line("self.register_buffer(")
         with w.indent():
             w.line('"state_energy",')
@@ -461,12 +466,13 @@ class _Generator:
         w.line(")")
         consts = ", ".join(_f(s.energy.constant) for s in m.thermo_states)
         w.line(
-            f'self.register_buffer("state_constant", torch.tensor([{consts}]), persistent=False)'
+            f'self.register_buffer("state_constant", torch.tensor([{consts}]){self._column}, '
+            "persistent=False)"
         )
 
     def _rate_features(self) -> list[tuple[str, str]]:
         """Columns of the log-rate feature matrix: (key in log_rate, code of its value)."""
-        feats = [(n, f"E[..., {k}]") for k, n in enumerate(self.energy_names)]
+        feats = [(n, f"E[{k}]") for k, n in enumerate(self.energy_names)]
         used = sorted({n for t in self.model.transitions for n, _ in t.rate.params})
         feats += [(f"log:{n}", self._log_param(n)) for n in used]
         return feats
@@ -475,7 +481,7 @@ class _Generator:
         w, m = self.w, self.model
         feats = self._rate_features()
         S, E = len(m.states), len(m.transitions)
-        w.line("# log_rates = features @ rate_coefficients.T + rate_constant, with features")
+        w.line("# log_rates = rate_coefficients @ features + rate_constant, the features being")
         logs = ", ".join(k[4:] for k, _ in feats if k.startswith("log:")) or "no parameters"
         w.line(f"# the energies then the logs of {logs}")
         w.line("self.register_buffer(")
@@ -490,7 +496,10 @@ class _Generator:
             w.line("persistent=False,")
         w.line(")")
         consts = ", ".join(_f(t.rate.log_rate.constant) for t in m.transitions)
-        w.line(f'self.register_buffer("rate_constant", torch.tensor([{consts}]), persistent=False)')
+        w.line(
+            f'self.register_buffer("rate_constant", torch.tensor([{consts}]){self._column}, '
+            "persistent=False)"
+        )
         w.line(f"states = {tuple(m.states)!r}")
         if self.trees is not None:
             w.line(
@@ -515,12 +524,13 @@ class _Generator:
                 w.line("tree_mask[s, : max(count, 1)] = 0.0")
                 w.line("start += count")
             w.line('self.register_buffer("tree_index", tree_index, persistent=False)')
-            w.line('self.register_buffer("tree_mask", tree_mask, persistent=False)')
+            w.line(f'self.register_buffer("tree_mask", tree_mask{self._column}, persistent=False)')
             if any(not self.trees[s] for s in m.states):
                 w.line("# states no tree leads into (transient) have occupancy zero")
                 w.line(
                     'self.register_buffer("state_mask", torch.tensor('
-                    "[0.0 if TREES[state] else -math.inf for state in states]), persistent=False)"
+                    "[0.0 if TREES[state] else -math.inf for state in states])"
+                    f"{self._column}, persistent=False)"
                 )
         else:
             w.line(
@@ -620,12 +630,12 @@ class _Generator:
     def _energy_methods(self) -> None:
         w, m = self.w, self.model
         arg = ", x" if self.seq else ""
-        shape = "[N, n_energies]" if self.seq else "[n_energies]"
+        shape = "[n_energies, N]" if self.seq else "[n_energies]"
         w.line(f"def energy_table(self{arg}):")
         with w.indent():
-            w.docstring(f"Every energy in kT, columns in energy_names order: Tensor{shape}.")
+            w.docstring(f"Every energy in kT, rows in energy_names order: Tensor{shape}.")
             if not m.energies:
-                lead = "(x.shape[0], 0)" if self.seq else "(0,)"
+                lead = "(0, x.shape[0])" if self.seq else "(0,)"
                 ref = "state_constant" if m.kind == "thermodynamic" else "rate_constant"
                 w.line(f"return self.{ref}.new_zeros({lead})")
             else:
@@ -640,25 +650,31 @@ class _Generator:
                         w.line(f"e_{e.name} = self.energy_{e.name}.expand(n)")
                     else:
                         w.line(f"e_{e.name} = self.energy_{e.name}")
-                w.line(f"return torch.stack([{', '.join(cols)}], dim=-1)")
+                w.line(f"return torch.stack([{', '.join(cols)}])")
         w.line()
         w.line(f"def energies(self{arg}):")
         with w.indent():
             out = "Tensor[N]" if self.seq else "0-d Tensor"
             w.docstring(f"Every declared energy in kT: dict of {out}, scalars broadcast.")
             w.line(f"table = self.energy_table({arg[2:]})")
-            w.line("return {name: table[..., k] for k, name in enumerate(self.energy_names)}")
+            w.line("return {name: table[k] for k, name in enumerate(self.energy_names)}")
         w.line()
         if m.site_energies:
             w.line("@staticmethod")
             w.line("def _lookup(table, index):")
             with w.indent():
                 w.docstring(
-                    "table.flatten()[index] as a gather (fast backward): "
-                    "index [N, k] -> Tensor[N, k]."
+                    "table.flatten()[index] as a gather: index [N, k] -> Tensor[N, k].\n\n"
+                    "Up to 64 sequences share a row of the gather, so the backward pass\n"
+                    "scatters into [N / rows, table size] rather than [N, table size]."
                 )
-                w.line("flat = table.reshape(1, -1).expand(index.shape[0], -1)")
-                w.line("return torch.gather(flat, 1, index)")
+                w.line("n, k = index.shape")
+                w.line("block = math.gcd(n, 64) if isinstance(n, int) else 1")
+                w.line("flat = table.reshape(1, -1).expand(n // block, -1)")
+                w.line(
+                    "return torch.gather(flat, 1, index.reshape(n // block, block * k))"
+                    ".reshape(n, k)"
+                )
             w.line()
 
     def _site_code(self, e: ir.SiteEnergy) -> None:
@@ -699,30 +715,33 @@ class _Generator:
         with w.indent():
             what = "probabilities" if m.kind == "thermodynamic" else "steady-state occupancies"
             w.docstring(f"State {what}, columns in state_names order: Tensor{shape}.")
-            w.line(f"return self.probabilities(self.energy_table({arg[2:]}))")
+            transpose = ".T.contiguous()" if self.seq else ""
+            w.line(f"return self.probabilities(self.energy_table({arg[2:]})){transpose}")
         w.line()
         w.line("def probabilities(self, E):")
         with w.indent():
             if m.kind == "thermodynamic":
                 w.docstring(
-                    "P = softmax(-G) from the energy table E (kT), G the states' free energies."
+                    "P = softmax(-G) over states: Tensor[n_states, N] from the energy table.\n\n"
+                    "G holds the states' free energies in kT; states are rows so that the\n"
+                    "softmax runs over the first dimension, across contiguous sequences."
                 )
-                w.line("G = E @ self.state_energy.T + self.state_constant")
-                w.line("return torch.softmax(-G, dim=-1)")
+                w.line("G = self.state_energy @ E + self.state_constant")
+                w.line("return torch.softmax(-G, dim=0)")
             elif self.trees is not None:
                 w.docstring(
                     "King-Altman: log w(s) = logsumexp over trees into s of summed log-rates;\n"
-                    "P = softmax(log w)."
+                    "P = softmax(log w) over states: Tensor[n_states, N]."
                 )
                 w.line("log_rates = self.log_rates(E)")
-                w.line("tree_log_weights = log_rates @ self.tree_edges.to(log_rates.dtype).T")
+                w.line("tree_log_weights = self.tree_edges.to(log_rates.dtype) @ log_rates")
                 w.line(
                     "log_w = torch.logsumexp("
-                    "tree_log_weights[..., self.tree_index] + self.tree_mask, dim=-1)"
+                    "tree_log_weights[self.tree_index] + self.tree_mask, dim=1)"
                 )
                 if any(not self.trees[s] for s in m.states):
                     w.line("log_w = log_w + self.state_mask")
-                w.line("return torch.softmax(log_w, dim=-1)")
+                w.line("return torch.softmax(log_w, dim=0)")
             else:
                 w.docstring(
                     "Steady state by a linear solve (more spanning trees than the budget):\n"
@@ -731,28 +750,30 @@ class _Generator:
                 )
                 S = len(m.states)
                 w.line("log_rates = self.log_rates(E)")
-                w.line("batch = log_rates.shape[:-1]")
-                w.line("log_rates = log_rates.reshape(-1, log_rates.shape[-1])")
+                w.line("batch = log_rates.shape[1:]")
+                w.line("log_rates = log_rates.reshape(log_rates.shape[0], -1).T")
                 w.line("rates = torch.exp(log_rates - log_rates.amax(dim=-1, keepdim=True))")
                 w.line(f"Q = (rates @ self.generator.to(rates.dtype)).reshape(-1, {S}, {S})")
                 w.line("A = torch.cat([torch.ones_like(Q[:, :1, :]), Q[:, 1:, :]], dim=1)")
                 w.line("b = self.normalization.to(rates.dtype).expand(Q.shape[0], -1)")
                 w.line("p = torch.linalg.solve(A, b).clamp_min(0.0)")
                 w.line("p = p / p.sum(dim=-1, keepdim=True)")
-                w.line(f"return p.reshape(*batch, {S})")
+                w.line(f"return p.T.reshape({S}, *batch)")
         w.line()
         if m.kind == "kinetic":
             w.line("def log_rates(self, E):")
             with w.indent():
-                w.docstring("Log of each transition's rate, columns in TRANSITIONS order.")
+                w.docstring("Log of each transition's rate, rows in TRANSITIONS order.")
                 feats = self._rate_features()
                 logs = [code for key, code in feats if key.startswith("log:")]
                 if logs:
                     w.line(f"logs = torch.stack([{', '.join(logs)}])")
-                    w.line("features = torch.cat([E, logs.expand(*E.shape[:-1], -1)], dim=-1)")
+                    if self.seq:
+                        w.line("logs = logs.unsqueeze(-1).expand(-1, E.shape[1])")
+                    w.line("features = torch.cat([E, logs])")
                 else:
                     w.line("features = E")
-                w.line("return features @ self.rate_coefficients.T + self.rate_constant")
+                w.line("return self.rate_coefficients @ features + self.rate_constant")
             w.line()
 
     # -------------------------------------------------------------- outputs
@@ -763,9 +784,9 @@ class _Generator:
         names: dict[sympy.Symbol, str] = {}
         pnames = {s: sympy.Symbol(f"P({s})", nonnegative=True) for s in m.states}
         for i, s in enumerate(m.states):
-            names[pnames[s]] = f"P[..., {i}]"
+            names[pnames[s]] = f"P[{i}]"
         for k, n in enumerate(self.energy_names):
-            names[syms[n]] = f"E[..., {k}]"
+            names[syms[n]] = f"E[{k}]"
         exprs = [symbolic.to_sympy(o.expr, syms, pnames) for o in m.outputs]
         used_params = sorted(
             {p.name for p in m.params if any(syms[p.name] in e.free_symbols for e in exprs)}
@@ -794,7 +815,10 @@ class _Generator:
         w.line()
         w.line("def outputs(self, E, P):")
         with w.indent():
-            w.docstring("The outputs from the energy table E and the state probabilities P.")
+            w.docstring(
+                "The outputs from the energy table E and the state probabilities P\n"
+                "(rows: energies and states; columns: sequences)."
+            )
             for n in used_params:
                 w.line(f"p_{n} = {self._natural(n)}")
             for sym, sub in replacements:
@@ -805,7 +829,7 @@ class _Generator:
                 if not (
                     e.free_symbols & (set(pnames.values()) | {syms[n] for n in self.energy_names})
                 ) and not any(s.name.startswith("_c") for s in e.free_symbols):
-                    code = f"({code}) + torch.zeros_like(P[..., 0])"
+                    code = f"({code}) + torch.zeros_like(P[0])"
                 w.line(f"out_{o.name} = {code}")
                 results.append(o.name)
             if len(results) == 1:

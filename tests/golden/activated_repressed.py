@@ -90,7 +90,7 @@ class activated_repressed(torch.nn.Module):
         self.energy_G_CP = torch.nn.Parameter(torch.tensor(-3.0))
         # r_max > 0.0, stored as log(r_max)
         self.param_r_max_raw = torch.nn.Parameter(torch.tensor(0.0))
-        # free energy of each state: G = energies @ state_energy.T + state_constant
+        # free energy of each state: G = state_energy @ energies + state_constant
         self.register_buffer(
             "state_energy",
             torch.tensor([
@@ -103,7 +103,7 @@ class activated_repressed(torch.nn.Module):
             ]).reshape(6, 4),
             persistent=False,
         )
-        self.register_buffer("state_constant", torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), persistent=False)
+        self.register_buffer("state_constant", torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]).unsqueeze(-1), persistent=False)
 
     def encode(self, sequences):
         """Integer codes (index into alphabet) of 75-letter sequences: LongTensor[N, 75].
@@ -141,7 +141,7 @@ class activated_repressed(torch.nn.Module):
         return codes.reshape(len(sequences), self.sequence_length)
 
     def energy_table(self, x):
-        """Every energy in kT, columns in energy_names order: Tensor[N, n_energies]."""
+        """Every energy in kT, rows in energy_names order: Tensor[n_energies, N]."""
         n = x.shape[0]
         codes = x[:, 1:27]
         e_G_C = (
@@ -159,27 +159,37 @@ class activated_repressed(torch.nn.Module):
             + self.energy_G_R_offset
         )
         e_G_CP = self.energy_G_CP.expand(n)
-        return torch.stack([e_G_C, e_G_P, e_G_R, e_G_CP], dim=-1)
+        return torch.stack([e_G_C, e_G_P, e_G_R, e_G_CP])
 
     def energies(self, x):
         """Every declared energy in kT: dict of Tensor[N], scalars broadcast."""
         table = self.energy_table(x)
-        return {name: table[..., k] for k, name in enumerate(self.energy_names)}
+        return {name: table[k] for k, name in enumerate(self.energy_names)}
 
     @staticmethod
     def _lookup(table, index):
-        """table.flatten()[index] as a gather (fast backward): index [N, k] -> Tensor[N, k]."""
-        flat = table.reshape(1, -1).expand(index.shape[0], -1)
-        return torch.gather(flat, 1, index)
+        """table.flatten()[index] as a gather: index [N, k] -> Tensor[N, k].
+
+        Up to 64 sequences share a row of the gather, so the backward pass
+        scatters into [N / rows, table size] rather than [N, table size].
+        """
+        n, k = index.shape
+        block = math.gcd(n, 64) if isinstance(n, int) else 1
+        flat = table.reshape(1, -1).expand(n // block, -1)
+        return torch.gather(flat, 1, index.reshape(n // block, block * k)).reshape(n, k)
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""
-        return self.probabilities(self.energy_table(x))
+        return self.probabilities(self.energy_table(x)).T.contiguous()
 
     def probabilities(self, E):
-        """P = softmax(-G) from the energy table E (kT), G the states' free energies."""
-        G = E @ self.state_energy.T + self.state_constant
-        return torch.softmax(-G, dim=-1)
+        """P = softmax(-G) over states: Tensor[n_states, N] from the energy table.
+
+        G holds the states' free energies in kT; states are rows so that the
+        softmax runs over the first dimension, across contiguous sequences.
+        """
+        G = self.state_energy @ E + self.state_constant
+        return torch.softmax(-G, dim=0)
 
     def forward(self, x):
         """The output: Tensor[N].
@@ -191,9 +201,11 @@ class activated_repressed(torch.nn.Module):
         return self.outputs(E, P)
 
     def outputs(self, E, P):
-        """The outputs from the energy table E and the state probabilities P."""
+        """The outputs from the energy table E and the state probabilities P
+        (rows: energies and states; columns: sequences).
+        """
         p_r_max = torch.exp(self.param_r_max_raw)
-        out_t = p_r_max*(P[..., 3] + P[..., 2])
+        out_t = p_r_max*(P[3] + P[2])
         return out_t
 
     def get_params(self):
