@@ -1,0 +1,139 @@
+"""``bpm fit`` and ``bpm predict``.
+
+``register(subparsers)`` adds both subcommands to the ``bpm`` parser; ``run_fit`` and
+``run_predict`` do the work, are what tests call, and raise ``BpmError`` on user errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _init(pairs: list[str] | None) -> dict[str, float]:
+    from bpm.compiler.errors import BpmError
+
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise BpmError(f"--init expects NAME=NUMBER, not '{pair}'")
+    return out
+
+
+def run_fit(
+    model: str,
+    data: str,
+    output: str | None,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    steps: int = 250,
+    lr: float = 0.05,
+    quiet: bool = False,
+    plots: bool = True,
+    model_output: str | None = None,
+    init: dict[str, float] | None = None,
+    sequence_column: str = "x",
+    counts: str | None = None,
+    count_prefix: str = "ct_",
+    split_column: str | None = "set",
+) -> int:
+    """Fit ``model`` to ``data``; write the report to ``output`` (or the summary to stdout)."""
+    from .fit import fit
+    from .report import summary
+
+    options = {
+        "sequence_column": sequence_column,
+        "count_columns": _split_list(counts),
+        "count_prefix": count_prefix,
+        "split_column": split_column,
+    }
+    result = fit(
+        model, data, seed=seed, device=device, steps=steps, lr=lr, quiet=quiet,
+        output=model_output, init=init, data_options=options,
+    )
+    test = result.metrics["test"]["I_var_bits"]
+    if output is None:
+        sys.stdout.write(json.dumps(summary(result), indent=2, default=str) + "\n")
+    else:
+        result.save(output, plots=plots)
+        if not quiet:
+            print(f"wrote {output}/ (summary.json, params/, model.py, model.pt"
+                  f"{', plots/' if plots else ''})", file=sys.stderr)
+    if not quiet:
+        print(f"fit {result.epochs} steps in {result.wall_seconds:.1f} s; "
+              f"test I_var = {test:.3f} bits", file=sys.stderr)
+    return 0
+
+
+def run_predict(fit_dir: str, sequences: str, output: str | None) -> int:
+    """Predict ``t`` and state probabilities; CSV to ``output`` or stdout."""
+    from bpm.compiler.errors import BpmError
+
+    from .report import predict, read_sequences
+
+    frame = predict(fit_dir, read_sequences(sequences))
+    if output is None or output == "-":
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        try:
+            frame.to_csv(output, index=False)
+        except OSError as error:
+            raise BpmError(f"cannot write {output}: {error.strerror or error}") from None
+        print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``fit`` and ``predict`` to the ``bpm`` command's subparsers."""
+    p = subparsers.add_parser(
+        "fit",
+        help="fit a model to sort-seq read counts",
+        description="Maximum-likelihood fit of a .bpm model and an ordinal measurement "
+        "process to sort-seq counts (CSV/TSV, gzipped or not, or Parquet).",
+    )
+    p.add_argument("model", metavar="MODEL", help="a .bpm file")
+    p.add_argument("data", metavar="DATA", help="count table: sequence, ct_0..ct_B, set")
+    p.add_argument("-o", "--output", metavar="DIR", help="write the report here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--steps", type=int, default=250, help="most full-batch steps")
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-plots", dest="plots", action="store_false")
+    p.add_argument("--model-output", help="the model output to fit (default: t)")
+    p.add_argument("--init", action="append", metavar="NAME=VALUE",
+                   help="initial value of a parameter in natural units (repeatable)")
+    p.add_argument("--sequence-column", default="x")
+    p.add_argument("--counts", help="count columns in bin order, comma-separated")
+    p.add_argument("--count-prefix", default="ct_")
+    p.add_argument("--split-column", default="set",
+                   help="column with training/validation/test (absent: random 60/20/20)")
+    p.set_defaults(handler=lambda a: run_fit(
+        a.model, a.data, a.output, seed=a.seed, device=a.device, steps=a.steps, lr=a.lr,
+        quiet=a.quiet, plots=a.plots, model_output=a.model_output, init=_init(a.init),
+        sequence_column=a.sequence_column, counts=a.counts, count_prefix=a.count_prefix,
+        split_column=a.split_column,
+    ))
+
+    p = subparsers.add_parser(
+        "predict",
+        help="predict t and state probabilities with a fitted model",
+        description="SEQUENCES is a file (one sequence a line, or a table with an x column) "
+        "or sequences separated by commas or spaces.",
+    )
+    p.add_argument("fit_dir", metavar="DIR", help="a directory written by bpm fit -o")
+    p.add_argument("sequences", metavar="SEQUENCES_OR_FILE")
+    p.add_argument("-o", "--output", help="write a CSV here instead of stdout")
+    p.set_defaults(handler=lambda a: run_predict(a.fit_dir, a.sequences, a.output))
+

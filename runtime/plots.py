@@ -1,0 +1,146 @@
+"""Figures of a fit: energy logos, the measurement process, training history, test data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_all(result, directory: Path) -> list[Path]:
+    """Write every figure of ``result`` into ``directory``; returns the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
+    paths = []
+    try:
+        paths += plot_logos(result, directory, plt)
+        paths.append(plot_history(result, directory / "history.png", plt))
+        if result.dataset is not None:
+            paths.append(plot_measurement(result, directory / "measurement.png", plt))
+            paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
+    finally:
+        plt.close("all")
+    return paths
+
+
+def plot_logos(result, directory: Path, plt) -> list[Path]:
+    """One sequence logo per site energy: letter height = -ΔG (kcal/mol), up = binds better."""
+    import logomaker
+
+    from .report import gauge_fixed
+
+    kT = result.kT_kcal_per_mol
+    paths = []
+    for name, (frame, offset) in gauge_fixed(result.module).items():
+        width = len(frame)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * width + 1.5), 2.6))
+        logomaker.Logo(-frame * kT, ax=ax, color_scheme="classic", flip_below=False)
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_ylabel("−ΔG (kcal/mol)")
+        ax.set_xlabel("position in sequence (0-based)")
+        step = 5 if width > 20 else 1
+        ticks = [p for p in frame.index if p % step == 0]
+        ax.set_xticks(ticks)
+        ax.set_title(
+            f"{name}: zero-mean gauge, offset {offset * kT:+.2f} kcal/mol "
+            f"(letters up bind more strongly)",
+            fontsize=9,
+        )
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        fig.tight_layout()
+        path = directory / f"logo_{name}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_history(result, path: Path, plt) -> Path:
+    """Train and validation NLL (bits per read) and validation I_var over training steps."""
+    steps = [h["step"] for h in result.history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(steps, [h["train_nll"] for h in result.history], label="training")
+    a.plot(steps, [h["val_nll"] for h in result.history], label="validation")
+    a.set_xlabel("step (full batch)")
+    a.set_ylabel("NLL (bits per read)")
+    a.legend(frameon=False)
+    a.set_title("negative log-likelihood", fontsize=10)
+    b.plot(steps, [h["train_I_var_bits"] for h in result.history], label="training")
+    b.plot(steps, [h["val_I_var_bits"] for h in result.history], label="validation")
+    b.axhline(result.metrics["test"]["I_var_bits"], color="0.4", ls=":", label="test (final)")
+    b.set_ylim(bottom=max(0.0, b.get_ylim()[0]))
+    b.set_xlabel("step (full batch)")
+    b.set_ylabel("I_var (bits)")
+    b.legend(frameon=False)
+    b.set_title("variational information", fontsize=10)
+    for ax in (a, b):
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _test_t(result):
+    test = result.dataset.subset("test")
+    if len(test) == 0:
+        test = result.dataset.subset("validation")
+    x = torch.from_numpy(test.codes.astype(np.int64))
+    t = result.t(x).double().cpu().numpy()
+    return t, test.counts
+
+
+def plot_measurement(result, path: Path, plt) -> Path:
+    """The learned p(bin | t) as a heatmap over the range of t met in the test data."""
+    t, _ = _test_t(result)
+    log = result.measurement.transform == "log"
+    lo, hi = np.quantile(t, [0.001, 0.999])
+    grid = np.geomspace(lo, hi, 200) if log and lo > 0 else np.linspace(lo, hi, 200)
+    with torch.no_grad():
+        p = result.measurement(torch.tensor(grid, dtype=torch.float32)).numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    mesh = ax.pcolormesh(grid, np.arange(p.shape[1]), p.T, cmap="viridis", shading="nearest")
+    fig.colorbar(mesh, ax=ax, label="p(bin | t)")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"model output {result.output}")
+    ax.set_ylabel("bin (0 = dimmest)")
+    ax.set_yticks(range(p.shape[1]))
+    ax.set_title("learned measurement process (ordinal, with background)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_test(result, path: Path, plt) -> Path:
+    """Distribution of predicted t among the test reads of each bin (box plots)."""
+    t, counts = _test_t(result)
+    log = result.measurement.transform == "log"
+    values = np.log10(t) if log else t
+    groups = [np.repeat(values, counts[:, k]) for k in range(counts.shape[1])]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.boxplot(groups, positions=range(len(groups)), showfliers=False, widths=0.6)
+    ax.set_xlabel("bin (0 = dimmest)")
+    ax.set_ylabel(f"log10 {result.output}" if log else result.output)
+    info = result.metrics["test"]["I_var_bits"]
+    ax.set_title(f"test reads: predicted {result.output} by sorted bin "
+                 f"(I_var = {info:.3f} bits)", fontsize=10)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
