@@ -1,0 +1,128 @@
+"""Reading, checking, merging, splitting and encoding sort-seq count tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bpm.compiler.errors import BpmDataError
+from bpm.runtime.data import encode, read_dataset
+
+DATA = "data/lac_sortseq_kinney2010.csv.gz"
+
+
+def table(seqs, counts, split=None):
+    frame = pd.DataFrame({"x": seqs})
+    counts = np.asarray(counts, dtype=object)
+    for k in range(counts.shape[1]):
+        frame[f"ct_{k}"] = counts[:, k]
+    if split is not None:
+        frame["set"] = split
+    return frame
+
+
+GOOD = ["ACGT", "AACC", "GGTT", "TTAA", "CAGT", "GATC"]
+
+
+def good(**kw):
+    counts = [[1, 0, 2], [0, 3, 0], [1, 1, 1], [0, 0, 4], [2, 0, 0], [0, 1, 0]]
+    split = ["training", "training", "validation", "test", "training", "validation"]
+    return table(GOOD, counts, split)
+
+
+def test_shipped_file_defaults():
+    d = read_dataset(DATA)
+    assert d.codes.shape == (50518, 75) and d.codes.dtype == np.uint8
+    assert d.counts.shape == (50518, 10)
+    assert d.sizes() == {"training": 30516, "validation": 10067, "test": 9935}
+    assert d.summary["reads"] == 51853
+    assert d.summary["zero_read_rows_set_aside"] == 0
+    assert d.summary["duplicate_rows_merged"] == 0
+    assert "".join("ACGT"[c] for c in d.codes[0]) == d.sequences[0]
+
+
+def test_encode_lower_case():
+    assert encode(["acgt", "TGCA"]).tolist() == [[0, 1, 2, 3], [3, 2, 1, 0]]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda f: f.assign(x=["ACGN"] + GOOD[1:]), "outside the alphabet"),
+        (lambda f: f.assign(x=["ACG"] + GOOD[1:]), "not 4 letters long"),
+        (lambda f: f.assign(ct_0=[-1, 0, 1, 0, 2, 0]), "negative counts"),
+        (lambda f: f.assign(ct_1=[0, 1.5, 1, 0, 0, 1]), "fractional counts"),
+        (lambda f: f.assign(ct_2=[2, 0, None, 4, 0, 0]), "missing or non-numeric counts"),
+        (lambda f: f.assign(ct_2=[2, 0, "many", 4, 0, 0]), "missing or non-numeric counts"),
+        (lambda f: f.assign(x=[None] + GOOD[1:]), "missing sequences"),
+        (lambda f: f.assign(set=["training", "holdout"] + ["test"] * 4), "split column"),
+        (lambda f: f.drop(columns=["x"]), "no sequence column"),
+        (lambda f: f.drop(columns=["ct_0", "ct_1", "ct_2"]), "no count columns"),
+        (lambda f: f.iloc[:0], "has no rows"),
+    ],
+)
+def test_bad_data_errors(edit, message):
+    with pytest.raises(BpmDataError, match=message):
+        read_dataset(edit(good()), length=4 if "long" in message else None)
+
+
+def test_error_names_rows_and_counts_them():
+    seqs = ["ACGX"] * 8 + GOOD
+    frame = table(seqs, [[1, 0, 0]] * len(seqs))
+    with pytest.raises(BpmDataError) as info:
+        read_dataset(frame)
+    text = str(info.value)
+    assert "8 rows (0, 1, 2, 3, 4 and 3 more" in text and "'X'" in text
+
+
+def test_zero_read_rows_set_aside_and_counted():
+    frame = good().assign(ct_0=[0, 0, 1, 0, 0, 0], ct_1=[0, 3, 1, 0, 0, 1], ct_2=[0, 0, 1, 4, 0, 0])
+    d = read_dataset(frame)
+    assert d.summary["zero_read_rows_set_aside"] == 2
+    assert len(d) == 4 and "ACGT" not in set(d.sequences)
+
+
+def test_duplicates_merged_toward_held_out_split():
+    frame = table(
+        ["ACGT", "ACGT", "ACGT", "GGTT", "GGTT", "CCAA"],
+        [[1, 0], [0, 2], [1, 1], [1, 0], [0, 1], [3, 0]],
+        ["training", "test", "training", "training", "training", "validation"],
+    )
+    d = read_dataset(frame)
+    assert d.summary["duplicate_rows_merged"] == 3
+    assert d.summary["duplicate_split_conflicts"] == 1
+    row = list(d.sequences).index("ACGT")
+    assert d.counts[row].tolist() == [2, 3] and d.split[row] == "test"
+    assert d.counts.sum() == 10  # no read lost
+
+
+def test_random_split_is_seeded_when_no_split_column():
+    frame = table([f"{a}{b}{c}" for a in "ACGT" for b in "ACGT" for c in "ACGT"], [[1, 1]] * 64)
+    a = read_dataset(frame, seed=3)
+    b = read_dataset(frame, seed=3)
+    c = read_dataset(frame, seed=4)
+    assert (a.split == b.split).all() and not (a.split == c.split).all()
+    assert a.sizes() == {"training": 38, "validation": 13, "test": 13}
+    assert "random 60/20/20" in a.summary["split"]
+
+
+def test_named_columns_tsv_gzip_and_parquet(tmp_path):
+    frame = good().rename(columns={"x": "seq", "ct_0": "low", "ct_1": "mid", "ct_2": "high"})
+    frame = frame.rename(columns={"set": "fold"})
+    options = dict(sequence_column="seq", count_columns=["low", "mid", "high"], split_column="fold")
+    frame.to_csv(tmp_path / "t.tsv.gz", sep="\t", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.tsv.gz", "t.parquet"):
+        d = read_dataset(tmp_path / name, **options)
+        assert d.counts.tolist()[0] == [1, 0, 2] and d.bin_names == ("low", "mid", "high")
+
+
+def test_count_columns_sorted_numerically():
+    frame = pd.DataFrame({"x": ["AC", "GT"], "ct_10": [1, 0], "ct_2": [0, 1], "ct_0": [5, 5]})
+    assert read_dataset(frame).bin_names == ("ct_0", "ct_2", "ct_10")
+
+
+def test_missing_file():
+    with pytest.raises(BpmDataError, match="not found"):
+        read_dataset("no/such/file.csv")
