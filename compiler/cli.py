@@ -136,12 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trees", metavar="STATE", help="draw every spanning tree into STATE")
     p.set_defaults(handler=lambda a: run_graph(a.file, a.output, a.trees))
 
-    try:
-        from bpm.runtime.commands import register
-    except ImportError:
-        pass
-    else:
-        register(sub)
+    from bpm.runtime import commands, simulate_cli
+
+    commands.register(sub)
+    simulate_cli.register(sub)
     return parser
 
 
