@@ -188,6 +188,26 @@ def generate(
     return text
 
 
+def closed_forms(
+    model: ir.Model, tree_budget: int | None = DEFAULT_TREE_BUDGET
+) -> symbolic.Derivation | None:
+    """The derivation ``generate`` wants: ``None`` for a kinetic scheme above the tree budget.
+
+    Above the budget the module solves for the steady state numerically, and the
+    closed form (a sum over every spanning tree) is too large to derive or print.
+    """
+    if model.kind == "thermodynamic":
+        from .thermodynamic import derive
+
+        return derive(model)
+    from . import kinetic
+
+    kinetic.check_steady_state(model)
+    if not kinetic.within_budget(model, tree_budget):
+        return None
+    return kinetic.derive(model, tree_budget)
+
+
 class _Generator:
     def __init__(self, model, derivation, source_name, tree_budget):
         self.model = model

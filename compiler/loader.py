@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 from . import ir
-from .codegen import DEFAULT_TREE_BUDGET, generate
+from .codegen import DEFAULT_TREE_BUDGET, closed_forms, generate
 from .errors import Source
 
 _CACHE: dict[tuple[str, int | None], type] = {}
@@ -39,7 +39,7 @@ def load(
     if key in _CACHE:
         return _CACHE[key]
     model_ir = _to_ir(source)
-    derivation = _derive(model_ir, tree_budget)
+    derivation = closed_forms(model_ir, tree_budget)
     text = generate(model_ir, derivation, source.name, tree_budget=tree_budget)
     cls = _exec(text, source.text, tree_budget)
     _CACHE[key] = cls
@@ -67,20 +67,6 @@ def _to_ir(source: Source) -> ir.Model:
     from .pipeline import to_ir
 
     return to_ir(source.text, source.name)
-
-
-def _derive(model: ir.Model, tree_budget: int | None):
-    """Closed forms for the docstrings; None for a kinetic scheme above the tree budget."""
-    if model.kind == "thermodynamic":
-        from .thermodynamic import derive
-
-        return derive(model)
-    from . import kinetic
-
-    kinetic.check_steady_state(model)
-    if not kinetic.within_budget(model, tree_budget):
-        return None
-    return kinetic.derive(model, tree_budget)
 
 
 def _exec(text: str, model_text: str, tree_budget: int | None) -> type:

@@ -532,3 +532,11 @@ def test_printer_keeps_every_digit_and_maps_symbols():
     assert printer.doprint(sympy.Float(1 / 3) * a + sympy.exp(-b)) == (
         "0.3333333333333333*P[..., 0] + torch.exp(-b)"
     )
+
+
+def test_closed_forms_is_none_above_the_budget():
+    m = pipeline.to_ir(complete_scheme(6), "complete.bpm")
+    assert codegen.closed_forms(m) is None
+    assert codegen.closed_forms(model_ir("open_complex")).outputs["t"] is not None
+    text = codegen.generate(m, None, "complete.bpm")
+    assert "torch.linalg.solve" in text and "TREES" not in text
