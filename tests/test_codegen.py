@@ -473,7 +473,9 @@ def thermo_models(draw):
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(text=thermo_models(), seed=st.integers(0, 2**16))
 def test_random_models_equal_their_closed_form(text, seed):
     m = pipeline.to_ir(text, "random.bpm")
@@ -540,3 +542,39 @@ def test_closed_forms_is_none_above_the_budget():
     assert codegen.closed_forms(model_ir("open_complex")).outputs["t"] is not None
     text = codegen.generate(m, None, "complete.bpm")
     assert "torch.linalg.solve" in text and "TREES" not in text
+
+
+@st.composite
+def kinetic_schemes(draw):
+    """Random strongly connected schemes: a cycle through every state plus extra edges."""
+    n = draw(st.integers(2, 5))
+    edges = {(i, (i + 1) % n) for i in range(n)}
+    extra = st.tuples(st.integers(0, n - 1), st.integers(0, n - 1))
+    edges |= {(a, b) for a, b in draw(st.lists(extra, max_size=6)) if a != b}
+    lines = ["model random_kinetic", "sequence x: dna[3]", "energy G = matrix(x[0:3])"]
+    rows = []
+    for a, b in sorted(edges):
+        lines.append(f"param k{a}_{b} > 0")
+        rate = f"k{a}_{b} * exp(-G)" if draw(st.booleans()) else f"k{a}_{b}"
+        rows.append(f"    s{a} -> s{b} : {rate}")
+    lines += ["kinetic {", *rows, "}", f"output t = P(s{n - 1})"]
+    return "\n".join(lines) + "\n"
+
+
+@settings(
+    max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(text=kinetic_schemes(), seed=st.integers(0, 2**16))
+def test_random_kinetic_schemes_equal_the_null_space(text, seed):
+    m = pipeline.to_ir(text, "random.bpm")
+    trees, solve = load(text)().double(), load(text, tree_budget=0)().double()
+    randomize(trees, seed=seed)
+    solve.load_state_dict(trees.state_dict())
+    x = random_sequences(trees, 4, seed=seed)
+    P = trees.P(x).detach()
+    torch.testing.assert_close(solve.P(x).detach(), P, rtol=1e-8, atol=1e-10)
+    params = {k: float(v) for k, v in trees.get_params().items() if v.dim() == 0}
+    G = trees.energies(x)["G"].detach()
+    for n in range(len(x)):
+        want = kinetic.steady_state_numeric(kinetic.rate_matrix(m, params | {"G": float(G[n])}))
+        np.testing.assert_allclose(P[n].numpy(), want, rtol=1e-6, atol=1e-10)
