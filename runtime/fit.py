@@ -215,7 +215,7 @@ def fit(
     output: str | None = None,
     transform: str = "auto",
     init: Mapping[str, float] | None = None,
-    threads: int | None = 2,
+    threads: int | None = 1,
     quiet: bool = False,
     data_options: Mapping | None = None,
 ) -> FitResult:
@@ -258,7 +258,7 @@ def fit(
             hidden=hidden,
             transform=transform,
             center=float(u0.mean()),
-            scale=float(u0.std().clamp_min(1e-3)),
+            scale=max(float(u0.std()), 1.0),  # about one kT: z grows as the energies do
         ).to(device)
         measurement.set_cutpoints(torch.cumsum(c_tr.sum(0), 0) / c_tr.sum())
         with torch.no_grad():
