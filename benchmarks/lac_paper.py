@@ -1,0 +1,99 @@
+"""Reproduce the lac fit of Kinney et al. (2010) / Tareen & Kinney (2019) with bpm.
+
+Fits models/lac.bpm to the shipped sort-seq data with default settings for several
+seeds and prints, per seed and as mean ± sd: Pearson r of the CRP and RNAP matrices
+against the published ones (both in the zero-mean gauge, kcal/mol), the CRP-RNAP
+interaction G_I in kcal/mol, test I_var in bits and the fit's wall time. Then fits the
+kinetic models/open_complex.bpm once and correlates its RNAP matrix with the
+thermodynamic fit's.
+
+    python benchmarks/lac_paper.py            # 5 seeds
+    python benchmarks/lac_paper.py --seeds 2 --no-kinetic
+
+Published: r = 0.986 (CRP) / 0.994 (RNAP), G_I = -2.9 kcal/mol (Tareen & Kinney 2019);
+MAVE-NN 1.1.4: test I_var 0.674 ± 0.014 bits, G_I = -2.77 kcal/mol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bpm.runtime import fit
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "lac_sortseq_kinney2010.csv.gz"
+KINNEY = ROOT / "data" / "kinney2010"
+
+
+def zero_mean(matrix: np.ndarray) -> np.ndarray:
+    return matrix - matrix.mean(axis=1, keepdims=True)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(zero_mean(a).ravel(), zero_mean(b).ravel())[0, 1])
+
+
+def published(name: str) -> np.ndarray:
+    return pd.read_csv(KINNEY / f"{name}_energy_matrix.csv")[list("ACGT")].to_numpy()
+
+
+def one_seed(seed: int) -> dict:
+    start = time.perf_counter()
+    result = fit(ROOT / "models" / "lac.bpm", DATA, seed=seed, quiet=True)
+    wall = time.perf_counter() - start
+    kT = result.kT_kcal_per_mol
+    params = result.params()
+    return {
+        "seed": seed,
+        "r_CRP": pearson(params["G_C"].numpy() * kT, published("crp")),
+        "r_RNAP": pearson(params["G_R"].numpy() * kT, published("rnap")),
+        "G_I_kcal": float(params["G_I"]) * kT,
+        "test_I_var": result.metrics["test"]["I_var_bits"],
+        "steps": result.epochs,
+        "wall_s": wall,
+        "_G_R": params["G_R"].numpy(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--no-kinetic", dest="kinetic", action="store_false")
+    args = parser.parse_args(argv)
+    rows = []
+    for seed in range(args.seeds):
+        row = one_seed(seed)
+        rows.append(row)
+        print(
+            f"seed {seed}: r_CRP {row['r_CRP']:.4f}  r_RNAP {row['r_RNAP']:.4f}  "
+            f"G_I {row['G_I_kcal']:+.2f} kcal/mol  test I_var {row['test_I_var']:.4f} bits  "
+            f"{row['steps']} steps  {row['wall_s']:.1f} s",
+            flush=True,
+        )
+    print("\nmean ± sd over", len(rows), "seeds")
+    for key, unit in (("r_CRP", ""), ("r_RNAP", ""), ("G_I_kcal", " kcal/mol"),
+                      ("test_I_var", " bits"), ("wall_s", " s")):
+        values = [r[key] for r in rows]
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"  {key:11s} {statistics.mean(values):+.4f} ± {sd:.4f}{unit}")
+    print("published: r_CRP 0.986, r_RNAP 0.994, G_I -2.9 kcal/mol (2019); "
+          "MAVE-NN test I_var 0.674 ± 0.014 bits")
+    if args.kinetic:
+        start = time.perf_counter()
+        kinetic = fit(ROOT / "models" / "open_complex.bpm", DATA, seed=0, quiet=True)
+        r = pearson(kinetic.params()["G_R"].numpy(), rows[0]["_G_R"])
+        print(f"\nopen_complex (kinetic): RNAP matrix r vs the thermodynamic fit {r:.4f}, "
+              f"vs Kinney 2010 {pearson(kinetic.params()['G_R'].numpy(), published('rnap')):.4f}, "
+              f"test I_var {kinetic.metrics['test']['I_var_bits']:.4f} bits, "
+              f"{time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
