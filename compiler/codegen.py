@@ -228,6 +228,11 @@ class _Generator:
                 self.trees = kinetic.trees_into(model)
 
     @property
+    def _T(self) -> str:
+        """Transpose between the [N, ...] interface and the rows-inside layout."""
+        return ".T" if self.seq else ""
+
+    @property
     def _column(self) -> str:
         """Per-state constants get a trailing axis to broadcast over sequences."""
         return ".unsqueeze(-1)" if self.seq else ""
@@ -492,7 +497,7 @@ class _Generator:
 
     def _rate_features(self) -> list[tuple[str, str]]:
         """Columns of the log-rate feature matrix: (key in log_rate, code of its value)."""
-        feats = [(n, f"E[{k}]") for k, n in enumerate(self.energy_names)]
+        feats = [(n, f"E[..., {k}]") for k, n in enumerate(self.energy_names)]
         used = sorted({n for t in self.model.transitions for n, _ in t.rate.params})
         feats += [(f"log:{n}", self._log_param(n)) for n in used]
         return feats
@@ -650,12 +655,15 @@ class _Generator:
     def _energy_methods(self) -> None:
         w, m = self.w, self.model
         arg = ", x" if self.seq else ""
-        shape = "[n_energies, N]" if self.seq else "[n_energies]"
+        shape = "[N, n_energies]" if self.seq else "[n_energies]"
         w.line(f"def energy_table(self{arg}):")
         with w.indent():
-            w.docstring(f"Every energy in kT, rows in energy_names order: Tensor{shape}.")
+            doc = f"Every energy in kT, columns in energy_names order: Tensor{shape}."
+            if self.seq:
+                doc += "\n\nA transposed view: inside, energies are rows and sequences columns."
+            w.docstring(doc)
             if not m.energies:
-                lead = "(0, x.shape[0])" if self.seq else "(0,)"
+                lead = "(x.shape[0], 0)" if self.seq else "(0,)"
                 ref = "state_constant" if m.kind == "thermodynamic" else "rate_constant"
                 w.line(f"return self.{ref}.new_zeros({lead})")
             else:
@@ -670,14 +678,14 @@ class _Generator:
                         w.line(f"e_{e.name} = self.energy_{e.name}.expand(n)")
                     else:
                         w.line(f"e_{e.name} = self.energy_{e.name}")
-                w.line(f"return torch.stack([{', '.join(cols)}])")
+                w.line(f"return torch.stack([{', '.join(cols)}]){self._T}")
         w.line()
         w.line(f"def energies(self{arg}):")
         with w.indent():
             out = "Tensor[N]" if self.seq else "0-d Tensor"
             w.docstring(f"Every declared energy in kT: dict of {out}, scalars broadcast.")
             w.line(f"table = self.energy_table({arg[2:]})")
-            w.line("return {name: table[k] for k, name in enumerate(self.energy_names)}")
+            w.line("return {name: table[..., k] for k, name in enumerate(self.energy_names)}")
         w.line()
         if m.site_energies:
             w.line("@staticmethod")
@@ -735,33 +743,35 @@ class _Generator:
         with w.indent():
             what = "probabilities" if m.kind == "thermodynamic" else "steady-state occupancies"
             w.docstring(f"State {what}, columns in state_names order: Tensor{shape}.")
-            transpose = ".T.contiguous()" if self.seq else ""
-            w.line(f"return self.probabilities(self.energy_table({arg[2:]})){transpose}")
+            contiguous = ".contiguous()" if self.seq else ""
+            w.line(f"return self.probabilities(self.energy_table({arg[2:]})){contiguous}")
         w.line()
         w.line("def probabilities(self, E):")
         with w.indent():
             if m.kind == "thermodynamic":
                 w.docstring(
-                    "P = softmax(-G) over states: Tensor[n_states, N] from the energy table.\n\n"
-                    "G holds the states' free energies in kT; states are rows so that the\n"
-                    "softmax runs over the first dimension, across contiguous sequences."
+                    "P = softmax(-G) over states, from the energy table E (kT).\n\n"
+                    "G holds the states' free energies with states as rows, so the softmax\n"
+                    "runs across contiguous sequences (several times faster on CPU)."
                 )
-                w.line("G = self.state_energy @ E + self.state_constant")
-                w.line("return torch.softmax(-G, dim=0)")
+                w.line(f"G = self.state_energy @ E{self._T} + self.state_constant")
+                w.line(f"return torch.softmax(-G, dim=0){self._T}")
             elif self.trees is not None:
                 w.docstring(
                     "King-Altman: log w(s) = logsumexp over trees into s of summed log-rates;\n"
-                    "P = softmax(log w) over states: Tensor[n_states, N]."
+                    "P = softmax(log w) over states (states as rows inside)."
                 )
                 w.line("log_rates = self.log_rates(E)")
-                w.line("tree_log_weights = self.tree_edges.to(log_rates.dtype) @ log_rates")
+                w.line(
+                    f"tree_log_weights = self.tree_edges.to(log_rates.dtype) @ log_rates{self._T}"
+                )
                 w.line(
                     "log_w = torch.logsumexp("
                     "tree_log_weights[self.tree_index] + self.tree_mask, dim=1)"
                 )
                 if any(not self.trees[s] for s in m.states):
                     w.line("log_w = log_w + self.state_mask")
-                w.line("return torch.softmax(log_w, dim=0)")
+                w.line(f"return torch.softmax(log_w, dim=0){self._T}")
             else:
                 w.docstring(
                     "Steady state by a linear solve (more spanning trees than the budget):\n"
@@ -770,30 +780,30 @@ class _Generator:
                 )
                 S = len(m.states)
                 w.line("log_rates = self.log_rates(E)")
-                w.line("batch = log_rates.shape[1:]")
-                w.line("log_rates = log_rates.reshape(log_rates.shape[0], -1).T")
+                w.line("batch = log_rates.shape[:-1]")
+                w.line("log_rates = log_rates.reshape(-1, log_rates.shape[-1])")
                 w.line("rates = torch.exp(log_rates - log_rates.amax(dim=-1, keepdim=True))")
                 w.line(f"Q = (rates @ self.generator.to(rates.dtype)).reshape(-1, {S}, {S})")
                 w.line("A = torch.cat([torch.ones_like(Q[:, :1, :]), Q[:, 1:, :]], dim=1)")
                 w.line("b = self.normalization.to(rates.dtype).expand(Q.shape[0], -1)")
                 w.line("p = torch.linalg.solve(A, b).clamp_min(0.0)")
                 w.line("p = p / p.sum(dim=-1, keepdim=True)")
-                w.line(f"return p.T.reshape({S}, *batch)")
+                w.line(f"return p.reshape(*batch, {S})")
         w.line()
         if m.kind == "kinetic":
             w.line("def log_rates(self, E):")
             with w.indent():
-                w.docstring("Log of each transition's rate, rows in TRANSITIONS order.")
+                w.docstring("Log of each transition's rate, columns in TRANSITIONS order.")
                 feats = self._rate_features()
                 logs = [code for key, code in feats if key.startswith("log:")]
                 if logs:
                     w.line(f"logs = torch.stack([{', '.join(logs)}])")
                     if self.seq:
-                        w.line("logs = logs.unsqueeze(-1).expand(-1, E.shape[1])")
-                    w.line("features = torch.cat([E, logs])")
+                        w.line("logs = logs.unsqueeze(-1).expand(-1, E.shape[0])")
+                    w.line(f"features = torch.cat([E{self._T}, logs])")
                 else:
-                    w.line("features = E")
-                w.line("return self.rate_coefficients @ features + self.rate_constant")
+                    w.line(f"features = E{self._T}")
+                w.line(f"return (self.rate_coefficients @ features + self.rate_constant){self._T}")
             w.line()
 
     # -------------------------------------------------------------- outputs
@@ -804,9 +814,9 @@ class _Generator:
         names: dict[sympy.Symbol, str] = {}
         pnames = {s: sympy.Symbol(f"P({s})", nonnegative=True) for s in m.states}
         for i, s in enumerate(m.states):
-            names[pnames[s]] = f"P[{i}]"
+            names[pnames[s]] = f"P[..., {i}]"
         for k, n in enumerate(self.energy_names):
-            names[syms[n]] = f"E[{k}]"
+            names[syms[n]] = f"E[..., {k}]"
         exprs = [symbolic.to_sympy(o.expr, syms, pnames) for o in m.outputs]
         used_params = sorted(
             {p.name for p in m.params if any(syms[p.name] in e.free_symbols for e in exprs)}
@@ -837,7 +847,7 @@ class _Generator:
         with w.indent():
             w.docstring(
                 "The outputs from the energy table E and the state probabilities P\n"
-                "(rows: energies and states; columns: sequences)."
+                "(one column per energy and per state)."
             )
             for n in used_params:
                 w.line(f"p_{n} = {self._natural(n)}")
@@ -849,7 +859,7 @@ class _Generator:
                 if not (
                     e.free_symbols & (set(pnames.values()) | {syms[n] for n in self.energy_names})
                 ) and not any(s.name.startswith("_c") for s in e.free_symbols):
-                    code = f"({code}) + torch.zeros_like(P[0])"
+                    code = f"({code}) + torch.zeros_like(P[..., 0])"
                 w.line(f"out_{o.name} = {code}")
                 results.append(o.name)
             if len(results) == 1:
