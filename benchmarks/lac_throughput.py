@@ -8,18 +8,26 @@ The reference is the plain way to write it: one-hot [N, L, 4] times the energy
 matrices. It is timed twice: building the one-hot from the same integer codes
 the generated module reads (the same input), and with the one-hot built once
 outside the timed loop (its best case). Run: python benchmarks/lac_throughput.py
+
+OpenMP threads wait passively by default here (OMP_WAIT_POLICY=PASSIVE, set before
+torch loads; set it to ACTIVE to override): on a shared 2-core machine, spinning
+threads that lose their core stretch every operation to a scheduler tick and the
+timings of both implementations become meaningless.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bpm.compiler.loader import load
+import torch  # noqa: E402
+
+from bpm.compiler.loader import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +113,8 @@ def main() -> None:
     rows = list(timed(steps, args.repeats).items())
     threads = torch.get_num_threads()
     print(f"lac forward+backward, N = {args.n}, {threads} threads, torch {torch.__version__}")
+    loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  machine load average {loadavg} on {os.cpu_count()} cores")
     for label, seconds in rows:
         print(
             f"  {label:<44} {args.n / seconds:>12,.0f} sequences/s  ({1e3 * seconds:.1f} ms/batch)"
