@@ -262,9 +262,8 @@ class _Checker:
                     d.span,
                 )
                 return None
-        else:  # a neutral start: 1 above a lower bound, 1 below an upper one
-            init = lower + 1.0 if lower is not None else upper - 1.0 if upper is not None else 0.0
-            init = 1.0 if lower == 0 else init
+        else:  # a neutral start: 1 for '> 0', else a step away from the bound
+            init = _default_init(lower, upper)
         return ir.Param(d.name.name, lower, upper, None, init, span=d.span)
 
     # -------------------------------------------------------------- mechanisms
@@ -657,6 +656,20 @@ def _log_rate(expr: ir.Expr, params: dict[str, ir.Param]) -> tuple[dict[str, flo
                 "a product, not a sum: write parallel paths as separate states", expr.span
             )
     raise _NotLinear("a product of parameters, numbers and exp(...)", expr.span)
+
+
+def _default_init(lower: float | None, upper: float | None) -> float:
+    """Where a learned parameter starts without ``init``: strictly inside its bound.
+
+    >>> _default_init(0.0, None), _default_init(None, 100.0), _default_init(1e300, None)
+    (1.0, 0.0, 2e+300)
+    """
+    if lower is None and upper is None:
+        return 0.0
+    bound, direction = (lower, 1.0) if lower is not None else (upper, -1.0)
+    step = max(1.0, abs(bound))
+    value = bound + direction * step
+    return value if math.isfinite(value) else math.nextafter(bound, direction * math.inf)
 
 
 def _within(value: float, lower: float | None, upper: float | None) -> bool:

@@ -70,17 +70,36 @@ def run_compile(path: str, emit: str, output: str | None, tree_budget: int | Non
 
         _write(format_model(model) + "\n", output)
         return EXIT_OK
-    options = {} if tree_budget is None or emit != "torch" else {"tree_budget": tree_budget}
-    _write(emit_from_ir(model, emit, source.name, **options), output)
+    _note_tree_budget(model, tree_budget)
+    try:
+        text = emit_from_ir(model, emit, source.name, tree_budget)
+    except BpmError as error:
+        raise error.with_source(source) from None
+    _write(text, output)
     return EXIT_OK
 
 
-def run_show(path: str) -> int:
-    from .pipeline import derive
+def _note_tree_budget(model, tree_budget: int | None) -> None:
+    """Say so when a kinetic scheme is too large for the closed form."""
+    from .pipeline import over_tree_budget
+
+    total = over_tree_budget(model, tree_budget)
+    if total is not None:
+        print(
+            f"note: {model.name} has {total} spanning trees, more than the tree budget; "
+            "the module solves the steady state numerically (raise it with --tree-budget)",
+            file=sys.stderr,
+        )
+
+
+def run_show(path: str, tree_budget: int | None) -> int:
+    from .codegen import DEFAULT_TREE_BUDGET, closed_forms
     from .show import describe
 
     model, _ = _load(path)
-    _write(describe(model, derive(model)), None)
+    _note_tree_budget(model, tree_budget)
+    budget = DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
+    _write(describe(model, closed_forms(model, budget)), None)
     return EXIT_OK
 
 
@@ -118,17 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--emit", choices=EMIT_TARGETS, default="torch", help="stage to print")
     p.add_argument("-o", "--output", help="write here instead of stdout")
-    p.add_argument(
-        "--tree-budget",
-        type=int,
-        default=None,
-        help="kinetic models: most spanning trees before solving the steady state numerically",
-    )
+    budget_help = "kinetic models: most spanning trees before solving the steady state numerically"
+    p.add_argument("--tree-budget", type=int, default=None, help=budget_help)
     p.set_defaults(handler=lambda a: run_compile(a.file, a.emit, a.output, a.tree_budget))
 
     p = sub.add_parser("show", help="summarize a model: states, parameters, closed form")
     p.add_argument("file", metavar="FILE")
-    p.set_defaults(handler=lambda a: run_show(a.file))
+    p.add_argument("--tree-budget", type=int, default=None, help=budget_help)
+    p.set_defaults(handler=lambda a: run_show(a.file, a.tree_budget))
 
     p = sub.add_parser("graph", help="draw a kinetic scheme (or its spanning trees)")
     p.add_argument("file", metavar="FILE")

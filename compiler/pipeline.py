@@ -42,15 +42,20 @@ def to_ir(text: str, name: str = "<string>") -> ir.Model:
     return to_ir_with_warnings(text, name)[0]
 
 
-def derive(model: ir.Model):
-    """Closed forms (:class:`~bpm.compiler.symbolic.Derivation`) of a checked model."""
+def derive(model: ir.Model, tree_budget: int | None = None):
+    """Closed forms (:class:`~bpm.compiler.symbolic.Derivation`) of a checked model.
+
+    For a kinetic scheme with more spanning trees than ``tree_budget`` (default:
+    the kinetic module's), raises :class:`~bpm.compiler.kinetic.TreeBudgetExceeded`.
+    """
     if model.kind == "thermodynamic":
         from .thermodynamic import derive as derive_thermo
 
         return derive_thermo(model)
-    from .kinetic import derive as derive_kinetic
+    from . import kinetic
 
-    return derive_kinetic(model)
+    budget = kinetic.DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
+    return kinetic.derive(model, budget)
 
 
 def compile(text: str, emit: str = "torch", name: str = "<string>", **options) -> str:  # noqa: A001
@@ -65,15 +70,32 @@ def compile(text: str, emit: str = "torch", name: str = "<string>", **options) -
     return emit_from_ir(model, emit, name, **options)
 
 
-def emit_from_ir(model: ir.Model, emit: str, name: str, **options) -> str:
-    """The later stages, from a checked model."""
+def emit_from_ir(model: ir.Model, emit: str, name: str, tree_budget: int | None = None) -> str:
+    """The later stages, from a checked model.
+
+    A kinetic scheme above the tree budget still compiles to a module (which solves
+    the steady state numerically), but has no closed form to print.
+    """
     from . import symbolic
+    from .codegen import DEFAULT_TREE_BUDGET, closed_forms, generate
 
+    budget = DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
+    derivation = closed_forms(model, budget)
     if emit == "torch":
-        from .codegen import generate
-
-        return generate(model, derive(model), name, **options)
-    derivation = derive(model)
+        return generate(model, derivation, name, tree_budget=budget)
+    if derivation is None:
+        derive(model, budget)  # raises TreeBudgetExceeded, which says why
     if emit == "sympy":
         return symbolic.render_text(derivation)
     return symbolic.render_latex(derivation)
+
+
+def over_tree_budget(model: ir.Model, tree_budget: int | None = None) -> int | None:
+    """The number of spanning trees of a kinetic scheme above the budget, else None."""
+    if model.kind != "kinetic":
+        return None
+    from . import kinetic
+
+    budget = kinetic.DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
+    total = kinetic.total_trees(model)
+    return total if total > budget else None

@@ -78,3 +78,29 @@ def test_console_script_version_and_errors():
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "unknown_state_in_output.bpm:11:22: error: unknown state 'rnp'" in done.stderr
+
+
+BIG = (
+    "model big\nparam k > 0\nkinetic {\n"
+    + "".join(
+        f"  {a} <-> {b} : {'k' if (a, b) == ('a', 'b') else 1}, 2\n"
+        for i, a in enumerate("abcdef")
+        for b in "abcdef"[i + 1 :]
+    )
+    + "}\noutput t = P(a)\n"
+)
+
+
+def test_kinetic_scheme_above_the_tree_budget(tmp_path, capsys):
+    model = tmp_path / "big.bpm"
+    model.write_text(BIG)
+    assert main(["compile", str(model), "-o", str(tmp_path / "big.py")]) == 0
+    err = capsys.readouterr().err
+    assert "big has 7776 spanning trees, more than the tree budget" in err
+    assert "torch.linalg.solve" in (tmp_path / "big.py").read_text()
+    assert main(["compile", str(model), "--emit", "sympy"]) == 1
+    err = capsys.readouterr().err
+    assert f"{model}: error: the kinetic scheme has 7776 spanning trees" in err
+    assert main(["show", str(model)]) == 0
+    assert "total spanning trees: 7776" in capsys.readouterr().out
+    assert main(["compile", str(model), "--emit", "sympy", "--tree-budget", "8000"]) == 0

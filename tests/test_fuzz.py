@@ -165,3 +165,15 @@ def expressions():
 def test_expressions_round_trip(expr):
     text = f"model m output t = {unparse_expr(expr)}"
     assert parse(text).statements[0].expr == expr
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_models())
+def test_mutated_models_compile_to_modules(text):
+    """Whatever passes the checks derives, generates and compiles, or says why in a BpmError."""
+    from bpm.compiler.pipeline import compile as compile_model
+
+    try:
+        compile_model(text, "torch", "fuzz.bpm")
+    except BpmError as error:
+        error.render()
