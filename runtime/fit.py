@@ -152,7 +152,15 @@ def _deterministic(seed: int, threads: int | None):
         torch.set_num_threads(old_threads)
 
 
-def initialize(module: nn.Module, init: Mapping[str, float] | None, scale: float = 0.05) -> None:
+def initialize(
+    module: nn.Module,
+    init: Mapping[str, float] | None,
+    scale: float = 0.05,
+    codes: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
+    spread: float = 0.5,
+    consensus_energy: Mapping[str, float] | None = None,
+) -> None:
     """Start every parameter away from saturation, then apply ``init`` overrides.
 
     Matrices: small random entries (``scale`` kT); offsets 0 (half occupancy);
@@ -173,12 +181,103 @@ def initialize(module: nn.Module, init: Mapping[str, float] | None, scale: float
             start[name] = torch.tensor(-1.0)
         elif value.ndim == 0 and float(value) > 0:
             start[name] = torch.tensor(1.0)
+    module.set_params(start)
+    if codes is not None and counts is not None:
+        start.update(_enrichment_start(module, codes, counts, start, spread, consensus_energy))
     for name, value in (init or {}).items():
         if name not in params:
             raise BpmError(f"init names '{name}', which is not a parameter of the model "
                            f"(parameters: {sorted(params)})")
         start[name] = torch.as_tensor(value, dtype=torch.float32)
     module.set_params(start)
+
+
+def _enrichment_start(module, codes, counts, start, spread=0.5, consensus_energy=None) -> dict:
+    """Matrices started from the data: each letter's mean bin among the reads carrying it.
+
+    A letter enriched in bright bins gets a lower energy if binding raises ``t``
+    (the sign is read off the model at the starting point), higher if it lowers it;
+    each matrix is scaled to ``spread`` kT per position, and its offset set so that
+    the consensus sequence keeps the energy it had.
+    """
+    reads = counts.sum(1)
+    score = (counts * np.arange(counts.shape[1])).sum(1) / reads
+    out = {}
+    for name, info in (getattr(module, "site_energies", {}) or {}).items():
+        if info.get("kind") != "matrix" or info.get("revcomp"):
+            continue
+        width = info["stop"] - info["start"]
+        letters = len(module.alphabet)
+        window = codes[:, info["start"] : info["stop"]].astype(np.int64)
+        onehot = np.zeros((len(codes), width, letters))
+        np.put_along_axis(onehot, window[:, :, None], 1.0, axis=2)
+        weight = onehot * reads[:, None, None]
+        mean = (weight * score[:, None, None]).sum(0) / np.maximum(weight.sum(0), 1e-9)
+        seen = weight.sum(0) > 0
+        mean = np.where(seen, mean, np.average(score, weights=reads))
+        diff = mean - mean.mean(1, keepdims=True)
+        size = diff.std(1).mean()
+        if not np.isfinite(size) or size == 0:
+            continue
+        sign = _binding_raises_t(module, name, codes)
+        matrix = -sign * diff * (spread / size)
+        consensus = np.bincount(
+            (window + letters * np.arange(width)).ravel(), minlength=width * letters
+        ).reshape(width, letters).argmax(1)
+        old = start[name].numpy()[np.arange(width), consensus].sum()
+        new = matrix[np.arange(width), consensus].sum()
+        out[name] = torch.tensor(matrix, dtype=torch.float32)
+        target = (consensus_energy or {}).get(name)
+        old = old + float(start[f"{name}.offset"]) if target is None else target
+        out[f"{name}.offset"] = torch.tensor(float(old - new))
+    return out
+
+
+def _binding_raises_t(module, name: str, codes: np.ndarray) -> float:
+    """+1 if lowering site energy ``name`` raises the mean output, else -1."""
+    x = torch.from_numpy(codes[:2000].astype(np.int64))
+    offset = module.get_params()[f"{name}.offset"]
+    with torch.no_grad():
+        base = _mean_output(module, x)
+        module.set_params({f"{name}.offset": offset - 0.5})
+        lower = _mean_output(module, x)
+        module.set_params({f"{name}.offset": offset})
+    return 1.0 if lower >= base else -1.0
+
+
+def _mean_output(module, x) -> float:
+    out = module(x)
+    if isinstance(out, Mapping):
+        out = out.get("t", next(iter(out.values())))
+    return float(out.mean())
+
+
+def pin_consensus(module, codes: np.ndarray) -> list:
+    """Freeze each matrix's consensus letters (gauge-redundant with the offset) in training.
+
+    Adding c to every letter at a position and -c to the offset changes nothing, so
+    fixing one letter per position loses nothing; with the consensus letters fixed the
+    consensus sequence's energy moves only through the offset, one step at a time,
+    instead of drifting through every position at once under Adam's per-entry steps.
+    Returns the gradient hooks (call ``.remove()`` on each when done).
+    """
+    hooks = []
+    letters = len(module.alphabet)
+    named = dict(module.named_parameters())
+    for name, info in (getattr(module, "site_energies", {}) or {}).items():
+        width = info["stop"] - info["start"]
+        found = [p for n, p in named.items()
+                 if n.endswith(name) and tuple(p.shape) == (width, letters)]
+        if info.get("kind") != "matrix" or len(found) != 1:
+            continue
+        window = codes[:, info["start"] : info["stop"]].astype(np.int64)
+        consensus = np.bincount(
+            (window + letters * np.arange(width)).ravel(), minlength=width * letters
+        ).reshape(width, letters).argmax(1)
+        mask = torch.ones(width, letters, device=found[0].device)
+        mask[torch.arange(width), torch.from_numpy(consensus)] = 0.0
+        hooks.append(found[0].register_hook(lambda g, mask=mask: g * mask))
+    return hooks
 
 
 def _tensors(dataset: Dataset, split: str, device: str):
@@ -206,7 +305,7 @@ def fit(
     *,
     seed: int = 0,
     device: str = "cpu",
-    steps: int = 250,
+    steps: int = 400,
     lr: float = 0.05,
     restandardize_at: float = 0.25,
     eval_every: int = 10,
@@ -218,6 +317,10 @@ def fit(
     threads: int | None = 1,
     quiet: bool = False,
     data_options: Mapping | None = None,
+    from_data: bool = False,
+    pin: bool = True,
+    spread: float = 0.5,
+    consensus_energy: Mapping[str, float] | None = None,
 ) -> FitResult:
     """Fit ``model`` (a .bpm path or text, or a generated module class) to ``data``.
 
@@ -245,7 +348,10 @@ def fit(
 
     with _deterministic(seed, threads if device == "cpu" else None):
         module = cls().to(device)
-        initialize(module, init)
+        train = dataset.subset("training")
+        initialize(module, init, codes=train.codes, counts=train.counts, spread=spread,
+                   consensus_energy=consensus_energy) if from_data else (
+            initialize(module, init))
         x_tr, c_tr = _tensors(dataset, "training", device)
         x_va, c_va = _tensors(dataset, "validation", device)
         with torch.no_grad():
@@ -263,11 +369,14 @@ def fit(
         measurement.set_cutpoints(torch.cumsum(c_tr.sum(0), 0) / c_tr.sum())
         with torch.no_grad():
             measurement.raw_out.fill_(-20.0)  # link starts linear; units join at re-standardizing
+        hooks = pin_consensus(module, train.codes) if pin else []
         history, best, epochs = _train(
             module, measurement, output, (x_tr, c_tr), (x_va, c_va),
             steps=steps, lr=lr, restandardize_at=restandardize_at,
             eval_every=eval_every, patience=patience, quiet=quiet,
         )
+        for hook in hooks:
+            hook.remove()
         module.load_state_dict(best[0])
         measurement.load_state_dict(best[1])
         metrics = {}
