@@ -37,8 +37,8 @@ def run_fit(
     *,
     seed: int = 0,
     device: str = "cpu",
-    steps: int = 250,
-    lr: float = 0.05,
+    steps: int | None = None,
+    lr: float | None = None,
     quiet: bool = False,
     plots: bool = True,
     model_output: str | None = None,
@@ -58,9 +58,10 @@ def run_fit(
         "count_prefix": count_prefix,
         "split_column": split_column,
     }
+    tuning = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
     result = fit(
-        model, data, seed=seed, device=device, steps=steps, lr=lr, quiet=quiet,
-        output=model_output, init=init, data_options=options,
+        model, data, seed=seed, device=device, quiet=quiet,
+        output=model_output, init=init, data_options=options, **tuning,
     )
     test = result.metrics["test"]["I_var_bits"]
     if output is None:
@@ -107,8 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="write the report here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--steps", type=int, default=250, help="most full-batch steps")
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
+    p.add_argument("--steps", type=int, help="most full-batch steps (default 400)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 0.05)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", dest="plots", action="store_false")
     p.add_argument("--model-output", help="the model output to fit (default: t)")
