@@ -77,21 +77,30 @@ def main(argv=None) -> int:
             flush=True,
         )
     print("\nmean ± sd over", len(rows), "seeds")
-    for key, unit in (("r_CRP", ""), ("r_RNAP", ""), ("G_I_kcal", " kcal/mol"),
-                      ("test_I_var", " bits"), ("wall_s", " s")):
+    for key, unit in (
+        ("r_CRP", ""),
+        ("r_RNAP", ""),
+        ("G_I_kcal", " kcal/mol"),
+        ("test_I_var", " bits"),
+        ("wall_s", " s"),
+    ):
         values = [r[key] for r in rows]
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         print(f"  {key:11s} {statistics.mean(values):+.4f} ± {sd:.4f}{unit}")
-    print("published: r_CRP 0.986, r_RNAP 0.994, G_I -2.9 kcal/mol (2019); "
-          "MAVE-NN test I_var 0.674 ± 0.014 bits")
+    print(
+        "published: r_CRP 0.986, r_RNAP 0.994, G_I -2.9 kcal/mol (2019); "
+        "MAVE-NN test I_var 0.674 ± 0.014 bits"
+    )
     if args.kinetic:
         start = time.perf_counter()
         kinetic = fit(ROOT / "models" / "open_complex.bpm", DATA, seed=0, quiet=True)
         r = pearson(kinetic.params()["G_R"].numpy(), rows[0]["_G_R"])
-        print(f"\nopen_complex (kinetic): RNAP matrix r vs the thermodynamic fit {r:.4f}, "
-              f"vs Kinney 2010 {pearson(kinetic.params()['G_R'].numpy(), published('rnap')):.4f}, "
-              f"test I_var {kinetic.metrics['test']['I_var_bits']:.4f} bits, "
-              f"{time.perf_counter() - start:.1f} s")
+        print(
+            f"\nopen_complex (kinetic): RNAP matrix r vs the thermodynamic fit {r:.4f}, "
+            f"vs Kinney 2010 {pearson(kinetic.params()['G_R'].numpy(), published('rnap')):.4f}, "
+            f"test I_var {kinetic.metrics['test']['I_var_bits']:.4f} bits, "
+            f"{time.perf_counter() - start:.1f} s"
+        )
     return 0
 
 

@@ -60,8 +60,15 @@ def run_fit(
     }
     tuning = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
     result = fit(
-        model, data, seed=seed, device=device, quiet=quiet,
-        output=model_output, init=init, data_options=options, **tuning,
+        model,
+        data,
+        seed=seed,
+        device=device,
+        quiet=quiet,
+        output=model_output,
+        init=init,
+        data_options=options,
+        **tuning,
     )
     test = result.metrics["test"]["I_var_bits"]
     if output is None:
@@ -69,11 +76,17 @@ def run_fit(
     else:
         result.save(output, plots=plots)
         if not quiet:
-            print(f"wrote {output}/ (summary.json, params/, model.py, model.pt"
-                  f"{', plots/' if plots else ''})", file=sys.stderr)
+            print(
+                f"wrote {output}/ (summary.json, params/, model.py, model.pt"
+                f"{', plots/' if plots else ''})",
+                file=sys.stderr,
+            )
     if not quiet:
-        print(f"fit {result.epochs} steps in {result.wall_seconds:.1f} s; "
-              f"test I_var = {test:.3f} bits", file=sys.stderr)
+        print(
+            f"fit {result.epochs} steps in {result.wall_seconds:.1f} s; "
+            f"test I_var = {test:.3f} bits",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -113,19 +126,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", dest="plots", action="store_false")
     p.add_argument("--model-output", help="the model output to fit (default: t)")
-    p.add_argument("--init", action="append", metavar="NAME=VALUE",
-                   help="initial value of a parameter in natural units (repeatable)")
+    p.add_argument(
+        "--init",
+        action="append",
+        metavar="NAME=VALUE",
+        help="initial value of a parameter in natural units (repeatable)",
+    )
     p.add_argument("--sequence-column", default="x")
     p.add_argument("--counts", help="count columns in bin order, comma-separated")
     p.add_argument("--count-prefix", default="ct_")
-    p.add_argument("--split-column", default="set",
-                   help="column with training/validation/test (absent: random 60/20/20)")
-    p.set_defaults(handler=lambda a: run_fit(
-        a.model, a.data, a.output, seed=a.seed, device=a.device, steps=a.steps, lr=a.lr,
-        quiet=a.quiet, plots=a.plots, model_output=a.model_output, init=_init(a.init),
-        sequence_column=a.sequence_column, counts=a.counts, count_prefix=a.count_prefix,
-        split_column=a.split_column,
-    ))
+    p.add_argument(
+        "--split-column",
+        default="set",
+        help="column with training/validation/test (absent: random 60/20/20)",
+    )
+    p.set_defaults(
+        handler=lambda a: run_fit(
+            a.model,
+            a.data,
+            a.output,
+            seed=a.seed,
+            device=a.device,
+            steps=a.steps,
+            lr=a.lr,
+            quiet=a.quiet,
+            plots=a.plots,
+            model_output=a.model_output,
+            init=_init(a.init),
+            sequence_column=a.sequence_column,
+            counts=a.counts,
+            count_prefix=a.count_prefix,
+            split_column=a.split_column,
+        )
+    )
 
     p = subparsers.add_parser(
         "predict",
@@ -137,4 +170,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("sequences", metavar="SEQUENCES_OR_FILE")
     p.add_argument("-o", "--output", help="write a CSV here instead of stdout")
     p.set_defaults(handler=lambda a: run_predict(a.fit_dir, a.sequences, a.output))
-

@@ -109,8 +109,10 @@ def choose_output(cls: type, output: str | None) -> str:
         return "t"
     if len(names) == 1:
         return names[0]
-    raise BpmError(f"the model has several outputs {list(names)} and none is named 't'; "
-                   "choose one with output=... (--output)")
+    raise BpmError(
+        f"the model has several outputs {list(names)} and none is named 't'; "
+        "choose one with output=... (--output)"
+    )
 
 
 def resolve_model(model) -> tuple[type, str, str]:
@@ -186,8 +188,10 @@ def initialize(
         start.update(_enrichment_start(module, codes, counts, start, spread, consensus_energy))
     for name, value in (init or {}).items():
         if name not in params:
-            raise BpmError(f"init names '{name}', which is not a parameter of the model "
-                           f"(parameters: {sorted(params)})")
+            raise BpmError(
+                f"init names '{name}', which is not a parameter of the model "
+                f"(parameters: {sorted(params)})"
+            )
         start[name] = torch.as_tensor(value, dtype=torch.float32)
     module.set_params(start)
 
@@ -221,9 +225,11 @@ def _enrichment_start(module, codes, counts, start, spread=0.5, consensus_energy
             continue
         sign = _binding_raises_t(module, name, codes)
         matrix = -sign * diff * (spread / size)
-        consensus = np.bincount(
-            (window + letters * np.arange(width)).ravel(), minlength=width * letters
-        ).reshape(width, letters).argmax(1)
+        consensus = (
+            np.bincount((window + letters * np.arange(width)).ravel(), minlength=width * letters)
+            .reshape(width, letters)
+            .argmax(1)
+        )
         old = start[name].numpy()[np.arange(width), consensus].sum()
         new = matrix[np.arange(width), consensus].sum()
         out[name] = torch.tensor(matrix, dtype=torch.float32)
@@ -266,14 +272,17 @@ def pin_consensus(module, codes: np.ndarray) -> list:
     named = dict(module.named_parameters())
     for name, info in (getattr(module, "site_energies", {}) or {}).items():
         width = info["stop"] - info["start"]
-        found = [p for n, p in named.items()
-                 if n.endswith(name) and tuple(p.shape) == (width, letters)]
+        found = [
+            p for n, p in named.items() if n.endswith(name) and tuple(p.shape) == (width, letters)
+        ]
         if info.get("kind") != "matrix" or len(found) != 1:
             continue
         window = codes[:, info["start"] : info["stop"]].astype(np.int64)
-        consensus = np.bincount(
-            (window + letters * np.arange(width)).ravel(), minlength=width * letters
-        ).reshape(width, letters).argmax(1)
+        consensus = (
+            np.bincount((window + letters * np.arange(width)).ravel(), minlength=width * letters)
+            .reshape(width, letters)
+            .argmax(1)
+        )
         mask = torch.ones(width, letters, device=found[0].device)
         mask[torch.arange(width), torch.from_numpy(consensus)] = 0.0
         hooks.append(found[0].register_hook(lambda g, mask=mask: g * mask))
@@ -349,9 +358,17 @@ def fit(
     with _deterministic(seed, threads if device == "cpu" else None):
         module = cls().to(device)
         train = dataset.subset("training")
-        initialize(module, init, codes=train.codes, counts=train.counts, spread=spread,
-                   consensus_energy=consensus_energy) if from_data else (
-            initialize(module, init))
+        if from_data:
+            initialize(
+                module,
+                init,
+                codes=train.codes,
+                counts=train.counts,
+                spread=spread,
+                consensus_energy=consensus_energy,
+            )
+        else:
+            initialize(module, init)
         x_tr, c_tr = _tensors(dataset, "training", device)
         x_va, c_va = _tensors(dataset, "validation", device)
         with torch.no_grad():
@@ -371,9 +388,17 @@ def fit(
             measurement.raw_out.fill_(-20.0)  # link starts linear; units join at re-standardizing
         hooks = pin_consensus(module, train.codes) if pin else []
         history, best, epochs = _train(
-            module, measurement, output, (x_tr, c_tr), (x_va, c_va),
-            steps=steps, lr=lr, restandardize_at=restandardize_at,
-            eval_every=eval_every, patience=patience, quiet=quiet,
+            module,
+            measurement,
+            output,
+            (x_tr, c_tr),
+            (x_va, c_va),
+            steps=steps,
+            lr=lr,
+            restandardize_at=restandardize_at,
+            eval_every=eval_every,
+            patience=patience,
+            quiet=quiet,
         )
         for hook in hooks:
             hook.remove()
@@ -401,8 +426,20 @@ def fit(
     )
 
 
-def _train(module, measurement, output, train, val, *, steps, lr, restandardize_at,
-           eval_every, patience, quiet):
+def _train(
+    module,
+    measurement,
+    output,
+    train,
+    val,
+    *,
+    steps,
+    lr,
+    restandardize_at,
+    eval_every,
+    patience,
+    quiet,
+):
     """Full-batch Adam with early stopping; returns (history, best states, steps run)."""
     from tqdm.auto import tqdm
 
@@ -428,22 +465,34 @@ def _train(module, measurement, output, train, val, *, steps, lr, restandardize_
         t = select_output(module(x_tr), output)
         loss = -(c_tr * measurement.log_probs(t)).sum() / n_reads
         if not torch.isfinite(loss):
-            raise BpmError(f"the fit diverged at step {step} (loss {float(loss)}); "
-                           "try a smaller learning rate (--lr) or other initial values")
+            raise BpmError(
+                f"the fit diverged at step {step} (loss {float(loss)}); "
+                "try a smaller learning rate (--lr) or other initial values"
+            )
         loss.backward()
         opt.step()
         sched.step()
         if step % eval_every == 0 or step == steps:
             val_nll = evaluate(module, measurement, output, x_va, c_va)["nll"]
             train_nll = float(loss.detach()) / LOG2
-            history.append({"step": step, "train_nll": train_nll, "val_nll": val_nll,
-                            "train_I_var_bits": h_tr - train_nll, "val_I_var_bits": h_va - val_nll})
-            bar.set_postfix(train=f"{train_nll:.4f}", val=f"{val_nll:.4f}",
-                            I_var=f"{h_va - val_nll:.3f} bits")
+            history.append(
+                {
+                    "step": step,
+                    "train_nll": train_nll,
+                    "val_nll": val_nll,
+                    "train_I_var_bits": h_tr - train_nll,
+                    "val_I_var_bits": h_va - val_nll,
+                }
+            )
+            bar.set_postfix(
+                train=f"{train_nll:.4f}", val=f"{val_nll:.4f}", I_var=f"{h_va - val_nll:.3f} bits"
+            )
             if val_nll < best_val - 1e-5:
                 best_val, since = val_nll, 0
-                best = ({k: v.detach().clone() for k, v in module.state_dict().items()},
-                        {k: v.detach().clone() for k, v in measurement.state_dict().items()})
+                best = (
+                    {k: v.detach().clone() for k, v in module.state_dict().items()},
+                    {k: v.detach().clone() for k, v in measurement.state_dict().items()},
+                )
             elif step > restd_step:
                 since += 1
                 if since >= patience:

@@ -136,8 +136,10 @@ def plot_test(result, path: Path, plt) -> Path:
     ax.set_xlabel("bin (0 = dimmest)")
     ax.set_ylabel(f"log10 {result.output}" if log else result.output)
     info = result.metrics["test"]["I_var_bits"]
-    ax.set_title(f"test reads: predicted {result.output} by sorted bin "
-                 f"(I_var = {info:.3f} bits)", fontsize=10)
+    ax.set_title(
+        f"test reads: predicted {result.output} by sorted bin (I_var = {info:.3f} bits)",
+        fontsize=10,
+    )
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()

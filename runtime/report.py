@@ -170,8 +170,10 @@ def load_fit(directory: str | Path, device: str = "cpu"):
         module=module,
         measurement=measurement,
         output=saved["output"],
-        metrics={split: info["metrics"][short] for short, split in
-                 (("train", "training"), ("val", "validation"), ("test", "test"))},
+        metrics={
+            split: info["metrics"][short]
+            for short, split in (("train", "training"), ("val", "validation"), ("test", "test"))
+        },
         history=saved["history"],
         epochs=info["epochs"],
         wall_seconds=info["wall_seconds"],
