@@ -43,6 +43,7 @@ def run_fit(
     plots: bool = True,
     model_output: str | None = None,
     init: dict[str, float] | None = None,
+    fix: list[str] | None = None,
     sequence_column: str = "x",
     counts: str | None = None,
     count_prefix: str = "ct_",
@@ -67,6 +68,7 @@ def run_fit(
         quiet=quiet,
         output=model_output,
         init=init,
+        fix=tuple(fix or ()),
         data_options=options,
         **tuning,
     )
@@ -132,6 +134,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="initial value of a parameter in natural units (repeatable)",
     )
+    p.add_argument(
+        "--fix",
+        action="append",
+        metavar="NAME",
+        help="hold a parameter at its starting value (repeatable; with --init: a profile)",
+    )
     p.add_argument("--sequence-column", default="x")
     p.add_argument("--counts", help="count columns in bin order, comma-separated")
     p.add_argument("--count-prefix", default="ct_")
@@ -153,6 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             plots=a.plots,
             model_output=a.model_output,
             init=_init(a.init),
+            fix=a.fix,
             sequence_column=a.sequence_column,
             counts=a.counts,
             count_prefix=a.count_prefix,

@@ -12,7 +12,7 @@ import inspect
 import math
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,6 +323,7 @@ def fit(
     output: str | None = None,
     transform: str = "auto",
     init: Mapping[str, float] | None = None,
+    fix: Sequence[str] = (),
     threads: int | None = 1,
     quiet: bool = False,
     data_options: Mapping | None = None,
@@ -338,6 +339,9 @@ def fit(
     schedule (peak ``lr``) for at most ``steps`` steps, evaluated on the validation
     split every ``eval_every`` steps and stopped after ``patience`` evaluations without
     improvement (after the schedule's peak); the best state is kept.
+
+    ``init`` sets starting values in natural units (``{"G_I": -5.3}``); ``fix`` names
+    parameters held at their starting values throughout (for a profile likelihood).
     """
     started = time.perf_counter()
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -386,6 +390,11 @@ def fit(
         measurement.set_cutpoints(torch.cumsum(c_tr.sum(0), 0) / c_tr.sum())
         with torch.no_grad():
             measurement.raw_out.fill_(-20.0)  # link starts linear; units join at re-standardizing
+        known = module.get_params()
+        unknown = sorted(set(fix) - set(known))
+        if unknown:
+            raise BpmError(f"fix names {unknown}, not parameters of the model ({sorted(known)})")
+        fixed = {name: known[name].clone() for name in fix}
         hooks = pin_consensus(module, train.codes) if pin else []
         history, best, epochs = _train(
             module,
@@ -399,6 +408,7 @@ def fit(
             eval_every=eval_every,
             patience=patience,
             quiet=quiet,
+            fixed=fixed,
         )
         for hook in hooks:
             hook.remove()
@@ -439,6 +449,7 @@ def _train(
     eval_every,
     patience,
     quiet,
+    fixed=None,
 ):
     """Full-batch Adam with early stopping; returns (history, best states, steps run)."""
     from tqdm.auto import tqdm
@@ -472,6 +483,8 @@ def _train(
         loss.backward()
         opt.step()
         sched.step()
+        if fixed:
+            module.set_params(fixed)
         if step % eval_every == 0 or step == steps:
             val_nll = evaluate(module, measurement, output, x_va, c_va)["nll"]
             train_nll = float(loss.detach()) / LOG2

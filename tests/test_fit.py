@@ -132,6 +132,13 @@ def test_user_errors(small):
         fit("models/nope.bpm", small.iloc[:300], steps=2, quiet=True)
 
 
+def test_fixed_parameter_stays_fixed(small):
+    result = fit(LAC, small.iloc[:1500], init={"G_I": -4.0}, fix=("G_I",), steps=20, quiet=True)
+    assert float(result.params()["G_I"]) == pytest.approx(-4.0)
+    with pytest.raises(BpmError, match="fix names"):
+        fit(LAC, small.iloc[:300], fix=("G_Z",), steps=2, quiet=True)
+
+
 def test_kinetic_model_fits(small):
     result = fit("models/open_complex.bpm", small, seed=0, **FAST)
     assert result.metrics["test"]["I_var_bits"] > 0.05
