@@ -111,11 +111,10 @@ def plot_measurement(result, path: Path, plt) -> Path:
     with torch.no_grad():
         p = result.measurement(torch.tensor(grid, dtype=torch.float32)).numpy()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    mesh = ax.pcolormesh(grid, np.arange(p.shape[1]), p.T, cmap="viridis", shading="nearest")
+    x = np.log10(grid) if log else grid
+    mesh = ax.pcolormesh(x, np.arange(p.shape[1]), p.T, cmap="viridis", shading="nearest")
     fig.colorbar(mesh, ax=ax, label="p(bin | t)")
-    if log:
-        ax.set_xscale("log")
-    ax.set_xlabel(f"model output {result.output}")
+    ax.set_xlabel(f"log10 {result.output}" if log else result.output)
     ax.set_ylabel("bin (0 = dimmest)")
     ax.set_yticks(range(p.shape[1]))
     ax.set_title("learned measurement process (ordinal, with background)", fontsize=10)
