@@ -83,6 +83,12 @@ def _note_tree_budget(model, tree_budget: int | None) -> None:
     """Say so when a kinetic scheme is too large for the closed form."""
     from .pipeline import over_tree_budget
 
+    if model.kind == "kinetic":
+        from .kinetic import detailed_balance
+
+        balance = detailed_balance(model)
+        if balance.holds:
+            print(f"note: {model.name}: {balance.describe()}", file=sys.stderr)
     total = over_tree_budget(model, tree_budget)
     if total is not None:
         print(

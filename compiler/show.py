@@ -56,6 +56,7 @@ def _states(model: ir.Model) -> list[str]:
             f"  {s:<{width}}  {counts[s]} spanning tree{'s' if counts[s] != 1 else ''} into it"
         )
     lines.append(f"  total spanning trees: {sum(counts.values())}")
+    lines += kinetic.detailed_balance(model).describe().splitlines()
     lines.append(f"transitions ({len(model.transitions)}):")
     for j, t in enumerate(model.transitions):
         rate = sympy.sstr(symbolic.rate_to_sympy(t.rate, symbols), order="none")

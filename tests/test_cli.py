@@ -104,3 +104,16 @@ def test_kinetic_scheme_above_the_tree_budget(tmp_path, capsys):
     assert main(["show", str(model)]) == 0
     assert "total spanning trees: 7776" in capsys.readouterr().out
     assert main(["compile", str(model), "--emit", "sympy", "--tree-budget", "8000"]) == 0
+
+
+def test_detailed_balance_is_reported(tmp_path, capsys):
+    model = tmp_path / "balanced.bpm"
+    model.write_text(
+        "model balanced\nenergy G_A\nparam k > 0\n"
+        "kinetic {\n  empty <-> a : k * exp(-G_A), k\n}\noutput t = P(a)\n"
+    )
+    assert main(["compile", str(model), "-o", str(tmp_path / "m.py")]) == 0
+    err = capsys.readouterr().err
+    assert "detailed balance holds: this kinetic model is equivalent to a thermodynamic" in err
+    assert main(["show", str(model)]) == 0
+    assert "    a : G_A" in capsys.readouterr().out
