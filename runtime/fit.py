@@ -79,12 +79,14 @@ class FitResult:
 
 
 def _as_codes(module: nn.Module, sequences) -> torch.Tensor:
+    """Sequences (strings, or integer codes) as a LongTensor on the module's device."""
+    device = next(module.parameters()).device
     if isinstance(sequences, torch.Tensor):
-        return sequences.long()
+        return sequences.long().to(device)
     if isinstance(sequences, np.ndarray) and sequences.dtype != object:
-        return torch.from_numpy(sequences.astype(np.int64))
+        return torch.from_numpy(sequences.astype(np.int64)).to(device)
     try:
-        return module.encode(list(sequences))
+        return module.encode(list(sequences)).to(device)
     except ValueError as error:
         raise BpmError(f"cannot encode sequences: {error}") from None
 
