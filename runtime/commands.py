@@ -124,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--steps", type=int, help="most full-batch steps (default 400)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default 0.05)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 0.07)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", dest="plots", action="store_false")
     p.add_argument("--model-output", help="the model output to fit (default: t)")

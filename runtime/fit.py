@@ -317,7 +317,7 @@ def fit(
     seed: int = 0,
     device: str = "cpu",
     steps: int = 400,
-    lr: float = 0.05,
+    lr: float = 0.07,
     restandardize_at: float = 0.25,
     eval_every: int = 10,
     patience: int = 6,
