@@ -21,8 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/bpm check models/lac.bpm
-	$(BIN)/bpm compile models/lac.bpm --emit ir
+	$(BIN)/bpm fit models/lac.bpm data/lac_sortseq_kinney2010.csv.gz -o results/lac
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
