@@ -576,6 +576,14 @@ def _constant(expr: ir.Expr) -> float | None:
     return None
 
 
+def _combine(a, b, sign: float) -> tuple[dict[str, float], float]:
+    """``a + sign * b`` for (coefficients, constant) pairs."""
+    merged = dict(a[0])
+    for name, c in b[0].items():
+        merged[name] = merged.get(name, 0.0) + sign * c
+    return merged, a[1] + sign * b[1]
+
+
 def _linear(expr: ir.Expr, allow: Callable[[ir.Ref], bool]) -> tuple[dict[str, float], float]:
     """Coefficients and constant of an expression linear in the allowed references."""
     value = _constant(expr)
@@ -591,13 +599,7 @@ def _linear(expr: ir.Expr, allow: Callable[[ir.Ref], bool]) -> tuple[dict[str, f
             sign = -1.0 if op == "-" else 1.0
             return {n: sign * c for n, c in coefs.items()}, sign * const
         case ir.Binary(op=op, left=a, right=b) if op in "+-":
-            ca, ka = _linear(a, allow)
-            cb, kb = _linear(b, allow)
-            sign = 1.0 if op == "+" else -1.0
-            merged = dict(ca)
-            for n, c in cb.items():
-                merged[n] = merged.get(n, 0.0) + sign * c
-            return merged, ka + sign * kb
+            return _combine(_linear(a, allow), _linear(b, allow), 1.0 if op == "+" else -1.0)
         case ir.Binary(op="*", left=a, right=b):
             for factor, other in ((a, b), (b, a)):
                 k = _constant(factor)
@@ -636,13 +638,8 @@ def _log_rate(expr: ir.Expr, params: dict[str, ir.Param]) -> tuple[dict[str, flo
         case ir.Unary(op="+", operand=x):
             return _log_rate(x, params)
         case ir.Binary(op=op, left=a, right=b) if op in "*/":
-            ca, ka = _log_rate(a, params)
-            cb, kb = _log_rate(b, params)
             sign = 1.0 if op == "*" else -1.0
-            merged = dict(ca)
-            for n, c in cb.items():
-                merged[n] = merged.get(n, 0.0) + sign * c
-            return merged, ka + sign * kb
+            return _combine(_log_rate(a, params), _log_rate(b, params), sign)
         case ir.Binary(op="^", left=a, right=b):
             k = _constant(b)
             if k is None:

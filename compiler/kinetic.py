@@ -353,7 +353,7 @@ class DetailedBalance:
             "detailed balance holds: this kinetic model is equivalent to a thermodynamic "
             f"one with energies (kT, relative to {self.reference}):"
         ]
-        lines += [f"    {s} : {format_form(g, energy=True)}" for s, g in self.energies.items()]
+        lines += [f"    {s} : {ir.format_linear(g)}" for s, g in self.energies.items()]
         return "\n".join(lines)
 
     def boltzmann_weights(self, symbols: dict[str, sympy.Symbol]) -> dict[str, sympy.Expr]:
@@ -406,7 +406,7 @@ def detailed_balance(model: ir.Model) -> DetailedBalance:
             False,
             "around the cycle "
             + " -> ".join((*cycle, cycle[0]))
-            + f" the log of forward over reverse rates is {format_form(difference)}, not 0",
+            + f" the log of forward over reverse rates is {ir.format_linear(difference)}, not 0",
             cycles=cycles,
             violations=tuple(violations),
         )
@@ -421,25 +421,6 @@ def detailed_balance(model: ir.Model) -> DetailedBalance:
 
 def _negate(form: ir.LinearForm) -> ir.LinearForm:
     return add_forms([form], sign=-1.0)
-
-
-def format_form(form: ir.LinearForm, energy: bool = False) -> str:
-    """``G_R - log(k_on) + log(k_off)``: a linear form as a person writes it."""
-    parts: list[str] = []
-    for name, coef in form.terms:
-        base = f"log({name[4:]})" if name.startswith("log:") else name
-        magnitude = abs(coef)
-        text = base if magnitude == 1 else f"{_num(magnitude)}*{base}"
-        parts.append(("- " if coef < 0 else "+ ") + text)
-    if form.constant or not parts:
-        c = form.constant
-        parts.append(("- " if c < 0 else "+ ") + _num(abs(c)))
-    text = " ".join(parts)
-    return text[2:] if text.startswith("+ ") else "-" + text[2:]
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # ------------------------------------------------------------------ numerical reference
