@@ -348,6 +348,17 @@ def fit(
     started = time.perf_counter()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BpmError("device 'cuda' requested but torch sees no CUDA device")
+    # --- scale hook (issue 7): a data file over stream.STREAM_THRESHOLD_BYTES streams
+    # minibatches from a memory-mapped store instead (runtime/stream.py, docs/scale.md).
+    from .stream import fit_stream, wants_stream
+
+    if wants_stream(data, data_options):
+        return fit_stream(
+            model, data, seed=seed, device=device, hidden=hidden, output=output,
+            transform=transform, init=init, fix=fix, threads=threads, quiet=quiet,
+            data_options=data_options, pin=pin, from_data=from_data,
+        )  # fmt: skip
+    # --- end scale hook
     cls, source, model_path = resolve_model(model)
     output = choose_output(cls, output)
     options = dict(data_options or {})
