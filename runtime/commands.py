@@ -48,6 +48,11 @@ def run_fit(
     counts: str | None = None,
     count_prefix: str = "ct_",
     split_column: str | None = "set",
+    stream: bool = False,
+    distributed: int = 0,
+    batch_size: int | None = None,
+    epochs: int | None = None,
+    cache_dir: str | None = None,
 ) -> int:
     """Fit ``model`` to ``data``; write the report to ``output`` (or the summary to stdout)."""
     from .fit import fit
@@ -60,18 +65,28 @@ def run_fit(
         "split_column": split_column,
     }
     tuning = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
-    result = fit(
-        model,
-        data,
-        seed=seed,
-        device=device,
-        quiet=quiet,
-        output=model_output,
-        init=init,
-        fix=tuple(fix or ()),
-        data_options=options,
-        **tuning,
-    )
+    common = dict(seed=seed, device=device, quiet=quiet, output=model_output, init=init,
+                  fix=tuple(fix or ()), data_options=options)  # fmt: skip
+    # --- scale (issue 7): --stream, --distributed N (runtime/stream.py, distributed.py)
+    scale = {k: v for k, v in (("batch_size", batch_size), ("epochs", epochs)) if v is not None}
+    if steps is not None:
+        scale["max_steps"] = steps
+    if lr is not None:
+        scale["lr"] = lr
+    if distributed > 1:
+        from .distributed import spawn_fit
+
+        brief = spawn_fit(model, data, distributed, report=output, plots=plots,
+                          cache_dir=cache_dir, **common, **scale)  # fmt: skip
+        if output is None:
+            sys.stdout.write(json.dumps(brief["metrics"], indent=2) + "\n")
+        return 0
+    if stream or scale.keys() & {"batch_size", "epochs"} or cache_dir is not None:
+        from .stream import fit_stream
+
+        result = fit_stream(model, data, cache_dir=cache_dir, **common, **scale)
+    else:  # --- end scale
+        result = fit(model, data, **common, **tuning)
     test = result.metrics["test"]["I_var_bits"]
     if output is None:
         sys.stdout.write(json.dumps(summary(result), indent=2, default=str) + "\n")
@@ -140,6 +155,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="hold a parameter at its starting value (repeatable; with --init: a profile)",
     )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="minibatches from a memory-mapped encoded store (automatic for big files)",
+    )
+    p.add_argument(
+        "--distributed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N local processes with DistributedDataParallel (implies --stream)",
+    )
+    p.add_argument("--batch-size", type=int, help="rows per minibatch step (default 8192)")
+    p.add_argument("--epochs", type=int, help="passes over the training rows (streaming)")
+    p.add_argument("--cache-dir", help="where to keep the encoded store (default: beside DATA)")
     p.add_argument("--sequence-column", default="x")
     p.add_argument("--counts", help="count columns in bin order, comma-separated")
     p.add_argument("--count-prefix", default="ct_")
@@ -166,6 +196,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             counts=a.counts,
             count_prefix=a.count_prefix,
             split_column=a.split_column,
+            stream=a.stream,
+            distributed=a.distributed,
+            batch_size=a.batch_size,
+            epochs=a.epochs,
+            cache_dir=a.cache_dir,
         )
     )
 

@@ -62,9 +62,20 @@ def prepare(data, options: dict, cache_dir=None, quiet: bool = True):
     return store
 
 
-def run(model, data, *, output=None, device="cpu", cache_dir=None, quiet=False, plots=True,
-        data_options=None, result_json=None, **fit_options):
-    """The body of one process: join, encode, fit; rank 0 saves the report (if ``output``)
+def run(
+    model,
+    data,
+    *,
+    report=None,
+    device="cpu",
+    cache_dir=None,
+    quiet=False,
+    plots=True,
+    data_options=None,
+    result_json=None,
+    **fit_options,
+):
+    """The body of one process: join, encode, fit; rank 0 saves the report (if ``report``)
     and a JSON of the parameters and metrics (if ``result_json``)."""
     from .fit import resolve_model
 
@@ -77,13 +88,17 @@ def run(model, data, *, output=None, device="cpu", cache_dir=None, quiet=False, 
         options.setdefault("seed", fit_options.get("seed", 0))
         store = prepare(data, options, cache_dir, quiet or comm.rank != 0)
         result = fit_stream(
-            model, store, device=_device(device), comm=comm,
-            quiet=quiet or comm.rank != 0, **fit_options,
+            model,
+            store,
+            device=_device(device),
+            comm=comm,
+            quiet=quiet or comm.rank != 0,
+            **fit_options,
         )
         if comm.rank == 0:
             result.data_path = str(data)
-            if output is not None:
-                result.save(output, plots=plots)
+            if report is not None:
+                result.save(report, plots=plots)
             if result_json is not None:
                 Path(result_json).write_text(json.dumps(_brief(result)))
         return result
@@ -109,8 +124,12 @@ def free_port() -> int:
 
 def _spawned(rank: int, world: int, port: int, args: tuple, kwargs: dict) -> None:
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-        WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world),
     )
     run(*args, **kwargs)
 
@@ -130,8 +149,9 @@ def spawn_fit(model, data, nprocs: int = 2, **kwargs) -> dict:
     options.setdefault("alphabet", cls.alphabet)
     options.setdefault("length", cls.sequence_length)
     options.setdefault("seed", kwargs.get("seed", 0))
-    encode_file(data, cache_dir=kwargs.get("cache_dir"), quiet=kwargs.get("quiet", False),
-                **options)
+    encode_file(
+        data, cache_dir=kwargs.get("cache_dir"), quiet=kwargs.get("quiet", False), **options
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         kwargs = dict(kwargs, result_json=str(out))
@@ -141,8 +161,11 @@ def spawn_fit(model, data, nprocs: int = 2, **kwargs) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """``torchrun ... -m bpm.runtime.distributed MODEL DATA [-o DIR] [options]``."""
-    p = argparse.ArgumentParser(prog="python -m bpm.runtime.distributed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bpm.runtime.distributed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model")
     p.add_argument("data")
     p.add_argument("-o", "--output", help="report directory (written by rank 0)")
@@ -160,9 +183,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = run(
-            a.model, a.data, output=a.output, device=a.device, cache_dir=a.cache_dir,
-            quiet=a.quiet, plots=a.plots, seed=a.seed, epochs=a.epochs,
-            batch_size=a.batch_size, lr=a.lr, threads=a.threads,
+            a.model,
+            a.data,
+            report=a.output,
+            device=a.device,
+            cache_dir=a.cache_dir,
+            quiet=a.quiet,
+            plots=a.plots,
+            seed=a.seed,
+            epochs=a.epochs,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            threads=a.threads,
         )
     except BpmError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -48,7 +48,9 @@ from .measurement import LOG2, OrdinalMeasurement
 STORE_VERSION = 1
 CHUNK_ROWS = 200_000
 # Files at least this large (on disk) are fitted by streaming when fit() is handed a path.
-STREAM_THRESHOLD_BYTES = int(os.environ.get("BPM_STREAM_THRESHOLD_BYTES", 256 << 20))
+# (estimated uncompressed: 10x a .gz/.bz2/.xz file, 5x Parquet; 100 MB is ~1M rows of 75 bp)
+STREAM_THRESHOLD_BYTES = int(os.environ.get("BPM_STREAM_THRESHOLD_BYTES", 100 << 20))
+_EXPANSION = {".gz": 10, ".bz2": 10, ".xz": 10, ".zip": 10, ".parquet": 5, ".pq": 5}
 _SPLIT_CODE = {"training": 0, "validation": 1, "test": 2}
 
 
@@ -355,11 +357,18 @@ def _merge_duplicates(codes: np.ndarray, counts: np.ndarray, split: np.ndarray):
 
 
 def wants_stream(data, data_options: Mapping | None = None) -> bool:
-    """True if ``data`` is a file path at least ``STREAM_THRESHOLD_BYTES`` on disk."""
+    """True if ``data`` is a file path of at least ``STREAM_THRESHOLD_BYTES`` (uncompressed,
+    estimated); ``BPM_STREAM=0`` or ``1`` in the environment forces the choice."""
     if not isinstance(data, (str, Path)):
         return False
     path = Path(data)
-    return path.is_file() and path.stat().st_size >= STREAM_THRESHOLD_BYTES
+    if not path.is_file():
+        return False
+    forced = os.environ.get("BPM_STREAM")
+    if forced in ("0", "1"):
+        return forced == "1"
+    factor = _EXPANSION.get(path.suffix.lower(), 1)
+    return path.stat().st_size * factor >= STREAM_THRESHOLD_BYTES
 
 
 class Joint(nn.Module):
@@ -417,8 +426,9 @@ class Comm:
         return t.tolist()
 
 
-def evaluate_store(joint: Joint, store: Store, split: str, device, comm: Comm, limit=None,
-                   batch: int = 65536) -> dict:
+def evaluate_store(
+    joint: Joint, store: Store, split: str, device, comm: Comm, limit=None, batch: int = 65536
+) -> dict:
     """``{"nll", "I_var_bits"}`` on ``split`` (its first ``limit`` rows), in chunks;
     with several processes each takes a share of the chunks and the sums are reduced."""
     start, stop = store.ranges[split]
@@ -474,8 +484,9 @@ def fit_stream(
 ):
     """Fit ``model`` to ``data`` (a path, or a :class:`Store`) by minibatch Adam.
 
-    Epochs (default: enough for ``min_steps`` steps, at least 3) over the training rows in shuffled blocks of ``block_rows`` rows, ``batch_size``
-    rows a step (rounded to whole blocks), a one-cycle schedule peaking at ``lr``,
+    Epochs (default: enough for ``min_steps`` steps, at least 3) over the training rows
+    in shuffled blocks of ``block_rows`` rows, ``batch_size`` rows a step (rounded to
+    whole blocks), a one-cycle schedule peaking at ``lr``,
     validation on the first ``val_rows`` validation rows every ``eval_every`` steps and
     at each epoch's end, stopping after ``patience`` evaluations without improvement
     (the best state is kept). The same seed gives the same fit. With ``comm`` (set by
@@ -483,8 +494,14 @@ def fit_stream(
     and DistributedDataParallel averages the gradients; the loss is normalized by the
     whole batch, so any number of processes takes the same steps as one.
     """
-    from .fit import FitResult, _deterministic, choose_output, initialize, pin_consensus
-    from .fit import resolve_model
+    from .fit import (
+        FitResult,
+        _deterministic,
+        choose_output,
+        initialize,
+        pin_consensus,
+        resolve_model,
+    )
 
     started = time.perf_counter()
     comm = comm or Comm()
@@ -498,8 +515,10 @@ def fit_stream(
     options.setdefault("alphabet", cls.alphabet)
     options.setdefault("length", cls.sequence_length)
     options.setdefault("seed", seed)
-    store = data if isinstance(data, Store) else encode_file(
-        data, cache_dir=cache_dir, quiet=quiet, **options
+    store = (
+        data
+        if isinstance(data, Store)
+        else encode_file(data, cache_dir=cache_dir, quiet=quiet, **options)
     )
     sizes = store.sizes()
     if sizes["training"] == 0 or sizes["validation"] == 0:
