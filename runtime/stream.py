@@ -235,7 +235,7 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
                 else:
                     split = np.zeros(len(chunk), dtype=np.uint8)  # drawn below, over all rows
             except BpmDataError as error:
-                raise BpmDataError(_renumber(str(error), start)) from None
+                raise BpmDataError(_renumber(error.diagnostics[0].message, start)) from None
             row_reads = counts.sum(1)
             reads += int(row_reads.sum())
             keep = row_reads > 0
@@ -594,10 +594,12 @@ def fit_stream(
         restd_step = max(1, int(restandardize_at * total_steps))
         history, best, best_val, since, step = [], None, math.inf, 0, 0
         seen_rows, train_sum, train_reads = 0, 0.0, 0.0
-        epoch_seconds = []
+        epoch_seconds, eval_seconds, epoch_rows = [], [], []
         done = False
         for epoch in range(epochs):
             epoch_started = time.perf_counter()
+            eval_seconds.append(0.0)
+            epoch_rows.append(0)
             for blocks in batches(n_train, block_rows, per_batch, seed, epoch):
                 step += 1
                 if step == restd_step:
@@ -621,10 +623,12 @@ def fit_stream(
                 if fixed:
                     module.set_params(fixed)
                 seen_rows += rows
+                epoch_rows[-1] += rows
                 train_sum += float(total.detach())
                 train_reads += float(c.sum())
                 last = step == total_steps
                 if step % eval_every == 0 or last:
+                    eval_started = time.perf_counter()
                     s, r = comm.sum([train_sum, train_reads], device)
                     train_sum = train_reads = 0.0
                     val = evaluate_store(joint, store, "validation", device, comm, val_rows)
@@ -645,6 +649,7 @@ def fit_stream(
                             f"val {val['nll']:.4f} bits I_var {val['I_var_bits']:.3f}",
                             file=sys.stderr,
                         )
+                    eval_seconds[-1] += time.perf_counter() - eval_started
                     if val["nll"] < best_val - 1e-5:
                         best_val, since = val["nll"], 0
                         best = {k: v.detach().clone() for k, v in joint.state_dict().items()}
@@ -672,7 +677,9 @@ def fit_stream(
         "batch_rows": per_batch * block_rows,
         "block_rows": block_rows,
         "steps_per_epoch": steps_per_epoch,
-        "epoch_seconds": [round(s, 3) for s in epoch_seconds],
+        "epoch_seconds": [round(s, 4) for s in epoch_seconds],
+        "eval_seconds": [round(s, 4) for s in eval_seconds],  # validation, within each epoch
+        "epoch_rows": epoch_rows,  # training rows stepped on in each epoch
         "store": str(store.path),
     }
     return FitResult(
