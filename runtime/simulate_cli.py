@@ -10,8 +10,6 @@ import argparse
 import sys
 import time
 
-from bpm.runtime.simulate import simulate, write
-
 
 def run_simulate(
     model: str,
@@ -28,6 +26,8 @@ def run_simulate(
 ) -> int:
     """Simulate ``n`` cells; write ``output``, ``<stem>.truth.json`` and ``<stem>.truth/``."""
     start = time.perf_counter()
+    from bpm.runtime.simulate import simulate, write  # torch and pandas: only when run
+
     table, truth = simulate(
         model,
         n=n,
