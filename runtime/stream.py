@@ -201,7 +201,7 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
     alphabet, length = options["alphabet"], options["length"]
     started = time.perf_counter()
     raw_codes = open(work / "codes.raw", "wb")
-    raw_counts = []
+    raw_counts = open(work / "counts.raw", "wb")
     splits = []
     columns = None
     n_rows = n_empty = reads = 0
@@ -245,12 +245,13 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
             else:  # the random split draws over all rows, as read_dataset does
                 split = np.where(keep, 0, 255).astype(np.uint8)
             raw_codes.write(np.ascontiguousarray(_data.encode(seqs[keep], alphabet)).tobytes())
-            raw_counts.append(counts[keep].astype(np.uint32))
+            raw_counts.write(np.ascontiguousarray(counts[keep], dtype=np.uint32).tobytes())
             splits.append(split)
             if not quiet:
                 print(f"\rencoded {n_rows:,} rows", end="", file=sys.stderr)
     finally:
         raw_codes.close()
+        raw_counts.close()
     if not quiet:
         print(file=sys.stderr)
     if n_rows == 0 or columns is None:
@@ -263,28 +264,35 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
         labels, split_source = _data._splits(frame, None, options["split_fractions"], seed)
         every = np.array([_SPLIT_CODE[s] for s in labels], dtype=np.uint8)
         split = every[split == 0]
-    counts = np.concatenate(raw_counts) if raw_counts else np.zeros((0, len(columns)), np.uint32)
-    del raw_counts
-    n = len(counts)
+    n = len(split)
     if n == 0:
         raise BpmDataError(f"{path}: no row has any reads")
-    codes = np.memmap(work / "codes.raw", dtype=np.uint8, mode="r", shape=(n, length))
-    keep, n_merged, n_conflicts = _merge_duplicates(codes, counts, split)
-    order = np.concatenate([np.flatnonzero(keep & (split == k)) for k in range(3)])
-    bounds = np.cumsum([0] + [int((keep & (split == k)).sum()) for k in range(3)])
-    dtype = np.uint16 if counts.max() < np.iinfo(np.uint16).max else np.uint32
-    out_codes = np.lib.format.open_memmap(work / "codes.npy", "w+", np.uint8, (len(order), length))
-    out_counts = np.lib.format.open_memmap(
-        work / "counts.npy", "w+", dtype, (len(order), counts.shape[1])
+    codes_raw, counts_raw = (
+        (work / "codes.raw", np.uint8, length),
+        (
+            work / "counts.raw",
+            np.uint32,
+            len(columns),
+        ),
     )
-    for a in range(0, len(order), 1 << 20):
-        rows = order[a : a + (1 << 20)]
-        out_codes[a : a + len(rows)] = codes[rows]
-        out_counts[a : a + len(rows)] = counts[rows]
-    out_codes.flush()
-    out_counts.flush()
-    del out_codes, out_counts, codes
+    keep, n_merged, n_conflicts = _merge_duplicates(codes_raw, counts_raw, split)
+    bounds = np.cumsum([0] + [int((keep & (split == k)).sum()) for k in range(3)])
+    biggest = max(int(_block(*counts_raw, a, a + _BLOCK).max()) for a in range(0, n, _BLOCK))
+    dtype = np.uint16 if biggest < np.iinfo(np.uint16).max else np.uint32
+    # Grouped by split, in file order within each: three sequential passes, written with
+    # plain writes (a memory map of the output would count every page in this process).
+    with open(work / "codes.npy", "wb") as f_codes, open(work / "counts.npy", "wb") as f_counts:
+        for f, kind, width in ((f_codes, np.uint8, length), (f_counts, dtype, len(columns))):
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(kind))}
+            header.update(fortran_order=False, shape=(int(bounds[-1]), width))
+            np.lib.format.write_array_header_1_0(f, header)
+        for k in range(3):
+            for a in range(0, n, _BLOCK):
+                chosen = keep[a : a + _BLOCK] & (split[a : a + _BLOCK] == k)
+                f_codes.write(_block(*codes_raw, a, a + _BLOCK)[chosen].tobytes())
+                f_counts.write(_block(*counts_raw, a, a + _BLOCK)[chosen].astype(dtype).tobytes())
     (work / "codes.raw").unlink()
+    (work / "counts.raw").unlink()
     ranges = {s: (int(bounds[k]), int(bounds[k + 1])) for s, k in _SPLIT_CODE.items()}
     summary = {
         "source": str(path),
@@ -295,7 +303,7 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
         "zero_read_rows_set_aside": n_empty,
         "duplicate_rows_merged": n_merged,
         "duplicate_split_conflicts": n_conflicts,
-        "sequences": len(order),
+        "sequences": int(bounds[-1]),
         "split": split_source,
         **{f"n_{s}": b - a for s, (a, b) in ranges.items()},
         "encoded_seconds": round(time.perf_counter() - started, 1),
@@ -312,19 +320,36 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
     (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def _merge_duplicates(codes: np.ndarray, counts: np.ndarray, split: np.ndarray):
+_BLOCK = 1 << 16
+
+
+def _block(path: Path, dtype, width: int, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a raw ``dtype[N, width]`` file, read through a short-lived map."""
+    rows = path.stat().st_size // (np.dtype(dtype).itemsize * width)
+    stop = min(stop, rows)
+    if stop <= start:
+        return np.zeros((0, width), dtype)
+    offset = start * width * np.dtype(dtype).itemsize
+    view = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(stop - start, width))
+    out = np.array(view)
+    del view
+    return out
+
+
+def _merge_duplicates(codes_raw: tuple, counts_raw: tuple, split: np.ndarray):
     """Merge rows with equal codes in place: the first keeps the summed counts and the
     most held-out split. Returns (rows kept, rows merged, split conflicts).
 
     Rows are hashed (a 64-bit polynomial of their codes) in chunks; only rows whose
     hash repeats are compared byte for byte, so memory stays at 9 bytes a row.
     """
-    n, length = codes.shape
+    path, _, length = codes_raw
+    n = len(split)
     weights = np.random.default_rng(12345).integers(1, 2**63, size=length, dtype=np.uint64)
     hashes = np.empty(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for a in range(0, n, 1 << 18):
-            block = np.asarray(codes[a : a + (1 << 18)], dtype=np.uint64) + np.uint64(1)
+        for a in range(0, n, _BLOCK):
+            block = _block(*codes_raw, a, a + _BLOCK).astype(np.uint64) + np.uint64(1)
             hashes[a : a + len(block)] = (block * weights).sum(1, dtype=np.uint64)
     order = np.argsort(hashes, kind="stable")
     sorted_hashes = hashes[order]
@@ -336,10 +361,13 @@ def _merge_duplicates(codes: np.ndarray, counts: np.ndarray, split: np.ndarray):
     candidates = np.sort(order[repeated])
     n_conflicts = 0
     if len(candidates):
+        codes = np.memmap(path, dtype=np.uint8, mode="r", shape=(n, length))
         packed = np.ascontiguousarray(codes[candidates]).view(f"V{length}").ravel()
+        del codes
         _, inverse = np.unique(packed, return_inverse=True)
         inverse = inverse.ravel()
-        first = {}
+        counts = np.memmap(counts_raw[0], dtype=np.uint32, mode="r+", shape=(n, counts_raw[2]))
+        first, conflicted = {}, set()
         for row, group in zip(candidates.tolist(), inverse.tolist(), strict=True):
             if group not in first:
                 first[group] = row
@@ -347,9 +375,12 @@ def _merge_duplicates(codes: np.ndarray, counts: np.ndarray, split: np.ndarray):
             head = first[group]
             counts[head] += counts[row]
             if split[head] != split[row]:
-                n_conflicts += 1  # counted per merged row with a different split
+                conflicted.add(group)  # as data.py counts: sequences seen under two splits
                 split[head] = max(split[head], split[row])
             keep[row] = False
+        counts.flush()
+        del counts
+        n_conflicts = len(conflicted)
     return keep, int(n - keep.sum()), n_conflicts
 
 
