@@ -383,7 +383,7 @@ def analyze(
     data=None,
     *,
     nll: Callable | None = None,
-    rel_tol: float = 1e-6,
+    rel_tol: float = 1e-4,
     involvement: float = 0.05,
     threads: int | None = 1,
 ) -> Uncertainty:
@@ -411,7 +411,7 @@ def analyze(
     Hzz = H[:n_model, :n_model]
     Hzp = H[:n_model, n_model:]
     Hpp = H[n_model:, n_model:]
-    profile = Hzz - Hzp @ _pinv_sym(Hpp, rel_tol) @ Hzp.T if Hpp.size else Hzz
+    profile = Hzz - Hzp @ _pinv_sym(Hpp, 1e-12) @ Hzp.T if Hpp.size else Hzz
     P = Q.T @ profile @ Q
     P = 0.5 * (P + P.T)
     diag = np.clip(np.diag(P), 0.0, None)
