@@ -1,0 +1,126 @@
+"""Standard errors from the Hessian, and the directions the data do not fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bpm.compiler import load
+from bpm.runtime.measurement import OrdinalMeasurement
+from bpm.runtime.simulate import encode, simulate
+from bpm.runtime.uncertainty import analyze, hessian
+
+# k_a and k_b enter only through their product: a background level under occupancy.
+PRODUCT = """model product
+sequence x: dna[12]
+energy G = matrix(x[0:12])
+param k_a > 0
+param k_b > 0
+thermodynamic {
+    empty : 0
+    bound : G
+}
+output t = P(bound) + k_a * k_b
+"""
+WELL_POSED = (
+    PRODUCT.replace("model product", "model basal")
+    .replace("param k_b > 0\n", "")
+    .replace("k_a * k_b", "k_a")
+)
+
+
+def _fitted(text, n, seed=0, **truth):
+    """A module and an affine-link measurement fitted by L-BFGS to simulated reads."""
+    cls = load(text)
+    table, sim = simulate(cls, n=n, seed=seed, mutation_rate=0.2, params=truth)
+    codes = encode(table["x"], "ACGT")
+    counts = table.filter(like="ct_").to_numpy()
+    module = cls().double()
+    module.set_params({k: torch.as_tensor(v) for k, v in sim.params.items()})
+    measurement = OrdinalMeasurement(counts.shape[1], hidden=0).double()
+    x = torch.as_tensor(codes).long()
+    c = torch.as_tensor(counts).double()
+    with torch.no_grad():
+        measurement.background_mix.fill_(-6.0)
+    measurement.set_cutpoints(torch.cumsum(c.sum(0), 0) / c.sum())
+    params = list(module.parameters()) + list(measurement.parameters())
+    opt = torch.optim.LBFGS(
+        params,
+        max_iter=500,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
+    )
+
+    def closure():
+        opt.zero_grad()
+        loss = -(c * measurement.log_probs(module(x))).sum() / c.sum()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    return module, measurement, (codes, counts), sim
+
+
+def test_structured_hessian_equals_plain_double_differentiation():
+    cls = load("models/lac.bpm")
+    table, sim = simulate(cls, n=1500, seed=1)
+    module = cls().double()
+    module.set_params({k: torch.as_tensor(v) for k, v in sim.params.items()})
+    measurement = OrdinalMeasurement(10, hidden=2).double()
+    codes = encode(table["x"], "ACGT")
+    counts = table.filter(like="ct_").to_numpy()
+    fast = hessian(module, measurement, (codes, counts))[0]
+    x = torch.as_tensor(codes).long()
+    c = torch.as_tensor(counts).double()
+    plain = hessian(module, measurement, nll=lambda m, q: -(c * q.log_probs(m(x))).sum())[0]
+    assert np.abs(fast - plain).max() < 1e-8 * np.abs(plain).max()
+
+
+def test_a_product_is_named_as_such():
+    module, measurement, data, _ = _fitted(PRODUCT, 20_000, k_a=0.3, k_b=0.5)
+    result = analyze(module, measurement, data)
+    assert result.unidentified == [
+        "k_a and k_b appear only as their product k_a·k_b: the data fix the combination, not each"
+    ]
+    assert result.standard_errors["k_a"] == np.inf
+    assert result.standard_errors["k_b"] == np.inf
+    assert np.isfinite(result.standard_errors["G"]).all()
+    assert np.isfinite(result.standard_errors["G.offset"])
+
+
+def test_kinetic_rate_and_offset_combination_is_found():
+    """k_on * exp(-G_R) leaves k_on and the offset of G_R tied together."""
+    cls = load("models/open_complex.bpm")
+    table, sim = simulate(cls, n=3000, seed=0)
+    module = cls().double()
+    module.set_params({k: torch.as_tensor(v) for k, v in sim.params.items()})
+    measurement = OrdinalMeasurement(10, hidden=0).double()
+    data = (encode(table["x"], "ACGT"), table.filter(like="ct_").to_numpy())
+    result = analyze(module, measurement, data)
+    text = " ".join(result.unidentified)
+    assert "k_on" in text and "G_R.offset" in text
+    assert result.standard_errors["k_on"] == np.inf
+
+
+def test_standard_errors_shrink_like_one_over_root_n():
+    small = analyze(*_fitted(WELL_POSED, 8_000, k_a=0.2)[:3])
+    large = analyze(*_fitted(WELL_POSED, 32_000, k_a=0.2)[:3])
+    assert small.unidentified == [] and large.unidentified == []
+    ratio = np.median(small.standard_errors["G"] / large.standard_errors["G"])
+    assert 1.6 < ratio < 2.5  # sqrt(4) = 2
+    assert 1.4 < small.standard_errors["k_a"] / large.standard_errors["k_a"] < 2.8
+
+
+def test_standard_errors_match_the_spread_of_estimates():
+    """The Hessian's standard errors agree with the scatter of refits on new data."""
+    truth = {"k_a": 0.2}
+    estimates, ses = [], []
+    for seed in range(4):
+        module, measurement, data, sim = _fitted(WELL_POSED, 8_000, seed=seed, **truth)
+        g = module.get_params()["G"].numpy()
+        estimates.append((g - g.mean(1, keepdims=True) - sim.params["G"]).ravel())
+        ses.append(analyze(module, measurement, data).standard_errors["G"].ravel())
+    z = np.concatenate(estimates) / np.concatenate(ses)
+    assert 0.6 < np.std(z) < 1.5
