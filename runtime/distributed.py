@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, default=8192, help="rows per step, all ranks")
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--threads", type=int, default=1, help="CPU threads per process")
     p.add_argument("--cache-dir", help="where to keep the encoded store")
     p.add_argument("--quiet", action="store_true")

@@ -494,7 +494,7 @@ def fit_stream(
     min_steps: int = 600,
     batch_size: int = 8192,
     block_rows: int = 512,
-    lr: float = 0.02,
+    lr: float = 0.05,
     restandardize_at: float = 0.1,
     eval_every: int = 200,
     val_rows: int = 100_000,
