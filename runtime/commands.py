@@ -30,6 +30,26 @@ def _init(pairs: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _import_plotting_meanwhile() -> None:
+    """Import matplotlib and logomaker in a background thread while the fit runs.
+
+    About half a second of the report's time; torch releases the GIL inside its
+    kernels, so the import overlaps the fit instead of following it.
+    """
+    import threading
+
+    def work():
+        try:
+            from .plots import _pyplot
+
+            _pyplot()
+            import logomaker  # noqa: F401
+        except Exception:  # the report imports them again and says what failed
+            pass
+
+    threading.Thread(target=work, name="bpm-import-plotting", daemon=True).start()
+
+
 def run_fit(
     model: str,
     data: str,
@@ -53,6 +73,7 @@ def run_fit(
     batch_size: int | None = None,
     epochs: int | None = None,
     cache_dir: str | None = None,
+    polish: int | None = None,
 ) -> int:
     """Fit ``model`` to ``data``; write the report to ``output`` (or the summary to stdout)."""
     from .fit import fit
@@ -64,7 +85,7 @@ def run_fit(
         "count_prefix": count_prefix,
         "split_column": split_column,
     }
-    tuning = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
+    tuning = {k: v for k, v in (("steps", steps), ("lr", lr), ("polish", polish)) if v is not None}
     common = dict(seed=seed, device=device, quiet=quiet, output=model_output, init=init,
                   fix=tuple(fix or ()), data_options=options)  # fmt: skip
     # --- scale (issue 7): --stream, --distributed N (runtime/stream.py, distributed.py)
@@ -86,6 +107,8 @@ def run_fit(
 
         result = fit_stream(model, data, cache_dir=cache_dir, **common, **scale)
     else:  # --- end scale
+        if output is not None and plots:
+            _import_plotting_meanwhile()
         result = fit(model, data, **common, **tuning)
     test = result.metrics["test"]["I_var_bits"]
     if output is None:
@@ -138,7 +161,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="write the report here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--steps", type=int, help="most full-batch steps (default 400)")
+    p.add_argument("--steps", type=int, help="most full-batch Adam steps (default 150)")
+    p.add_argument(
+        "--polish", type=int, help="most L-BFGS iterations after Adam (default 200; 0: none)"
+    )
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.07)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", dest="plots", action="store_false")
@@ -186,6 +212,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             seed=a.seed,
             device=a.device,
             steps=a.steps,
+            polish=a.polish,
             lr=a.lr,
             quiet=a.quiet,
             plots=a.plots,

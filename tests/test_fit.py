@@ -139,6 +139,15 @@ def test_fixed_parameter_stays_fixed(small):
         fit(LAC, small.iloc[:300], fix=("G_Z",), steps=2, quiet=True)
 
 
+def test_polish_improves_the_adam_fit(small):
+    """The L-BFGS stage starts from Adam's best state and keeps its best validation state."""
+    adam = fit(LAC, small, seed=0, steps=100, polish=0, quiet=True)
+    both = fit(LAC, small, seed=0, steps=100, polish=60, quiet=True)
+    assert both.metrics["validation"]["nll"] <= adam.metrics["validation"]["nll"] + 1e-6
+    assert both.epochs > adam.epochs
+    assert any(h.get("stage") == "lbfgs" for h in both.history)
+
+
 def test_kinetic_model_fits(small):
     result = fit("models/open_complex.bpm", small, seed=0, **FAST)
     assert result.metrics["test"]["I_var_bits"] > 0.05
@@ -172,8 +181,9 @@ def test_lac_matrices_and_information(lac_fit):
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="G_I comes out near -0.8 kcal/mol: the fit settles where CRP binds "
-    "the wild type weakly; see docs/fitting.md",
+    reason="G_I comes out near -0.4 kcal/mol: the likelihood is nearly flat in G_I "
+    "(a second optimum near -3.3 kcal/mol fits training and validation reads slightly "
+    "better, test reads slightly worse); see docs/fitting.md",
     strict=False,
 )
 def test_lac_interaction_energy(lac_fit):
