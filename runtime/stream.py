@@ -12,7 +12,7 @@ next to the data (``<file>.bpmstore/<key>/``) or, if that folder is not writable
 temporary directory; ``key`` hashes the file's size, modification time and the reading
 options, so a changed file is encoded afresh. ``fit_stream`` trains on the store with
 minibatch Adam over shuffled blocks of rows, reading each batch from the memory map,
-so memory grows with the encoded data (76 bytes a row for 75 bp and 10 bins), not with
+so memory grows with the encoded data (95 bytes a row for 75 bp and 10 bins), not with
 the CSV, and time per sequence stays flat.
 
 Everything that :func:`bpm.runtime.data.read_dataset` does is done here too: rows with no
