@@ -608,7 +608,7 @@ def _combination(a, va, kind_a, b, vb, kind_b) -> str:
     energies as ``exp(-E)`` factors next to a rate, or as sums and differences.
     """
     ca, cb = vb, -va
-    if abs(ca) < abs(cb):
+    if abs(ca) < 0.9 * abs(cb):
         a, b, ca, cb, kind_a, kind_b = b, a, cb, ca, kind_b, kind_a
     ratio = cb / ca
     log_a = kind_a in ("lower", "upper")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from bpm.compiler import load
@@ -46,7 +47,7 @@ def _fitted(text, n, seed=0, **truth):
     params = list(module.parameters()) + list(measurement.parameters())
     opt = torch.optim.LBFGS(
         params,
-        max_iter=500,
+        max_iter=300,
         line_search_fn="strong_wolfe",
         tolerance_grad=1e-10,
         tolerance_change=1e-14,
@@ -58,8 +59,7 @@ def _fitted(text, n, seed=0, **truth):
         loss.backward()
         return loss
 
-    for _ in range(3):
-        opt.step(closure)
+    opt.step(closure)
     return module, measurement, (codes, counts), sim
 
 
@@ -78,6 +78,7 @@ def test_structured_hessian_equals_plain_double_differentiation():
     assert np.abs(fast - plain).max() < 1e-8 * np.abs(plain).max()
 
 
+@pytest.mark.slow
 def test_a_product_is_named_as_such():
     module, measurement, data, _ = _fitted(PRODUCT, 20_000, k_a=0.3, k_b=0.5)
     result = analyze(module, measurement, data)
@@ -104,6 +105,7 @@ def test_kinetic_rate_and_offset_combination_is_found():
     assert result.standard_errors["k_on"] == np.inf
 
 
+@pytest.mark.slow
 def test_standard_errors_shrink_like_one_over_root_n():
     small = analyze(*_fitted(WELL_POSED, 8_000, k_a=0.2)[:3])
     large = analyze(*_fitted(WELL_POSED, 32_000, k_a=0.2)[:3])
@@ -113,6 +115,7 @@ def test_standard_errors_shrink_like_one_over_root_n():
     assert 1.4 < small.standard_errors["k_a"] / large.standard_errors["k_a"] < 2.8
 
 
+@pytest.mark.slow
 def test_standard_errors_match_the_spread_of_estimates():
     """The Hessian's standard errors agree with the scatter of refits on new data."""
     truth = {"k_a": 0.2}
