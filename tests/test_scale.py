@@ -171,3 +171,13 @@ def test_two_process_ddp_equals_one_process(csv, single):
     assert abs(two["metrics"]["validation"]["nll"] - one.metrics["validation"]["nll"]) < 1e-5
     for name, value in one.params().items():
         np.testing.assert_allclose(np.array(two["params"][name]), value.numpy(), atol=1e-4)
+
+
+def test_fit_streams_big_files(csv, single, monkeypatch):
+    """fit() hands a data file over the threshold (here forced) to the streaming fit."""
+    from bpm.runtime import fit
+
+    monkeypatch.setenv("BPM_STREAM", "1")
+    result = fit(LAC, str(csv), quiet=True)
+    assert result.data_summary["training"]["mode"] == "stream"
+    assert result.metrics["test"]["I_var_bits"] > 0.1
