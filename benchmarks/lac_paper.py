@@ -9,6 +9,7 @@ thermodynamic fit's.
 
     python benchmarks/lac_paper.py            # 5 seeds
     python benchmarks/lac_paper.py --seeds 2 --no-kinetic
+    python benchmarks/lac_paper.py --profile=-1,-3,-5,-7   # profile over G_I, best released
 
 Published: r = 0.986 (CRP) / 0.994 (RNAP), G_I = -2.9 kcal/mol (Tareen & Kinney 2019);
 MAVE-NN 1.1.4: test I_var 0.674 ± 0.014 bits, G_I = -2.77 kcal/mol.
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bpm.runtime import fit
+from bpm.runtime.fit import profile
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "lac_sortseq_kinney2010.csv.gz"
@@ -43,9 +45,17 @@ def published(name: str) -> np.ndarray:
     return pd.read_csv(KINNEY / f"{name}_energy_matrix.csv")[list("ACGT")].to_numpy()
 
 
-def one_seed(seed: int) -> dict:
+def one_seed(seed: int, values=None) -> dict:
     start = time.perf_counter()
-    result = fit(ROOT / "models" / "lac.bpm", DATA, seed=seed, quiet=True)
+    if values:
+        result = profile(ROOT / "models" / "lac.bpm", DATA, "G_I", values, seed=seed, quiet=True)
+        for row in result.profile:
+            print(
+                f"  seed {seed} G_I held at {row['value']:+.1f} kT: NLL train/val/test "
+                f"{row['train_nll']:.5f}/{row['val_nll']:.5f}/{row['test_nll']:.5f} bits"
+            )
+    else:
+        result = fit(ROOT / "models" / "lac.bpm", DATA, seed=seed, quiet=True)
     wall = time.perf_counter() - start
     kT = result.kT_kcal_per_mol
     params = result.params()
@@ -55,6 +65,7 @@ def one_seed(seed: int) -> dict:
         "r_RNAP": pearson(params["G_R"].numpy() * kT, published("rnap")),
         "G_I_kcal": float(params["G_I"]) * kT,
         "test_I_var": result.metrics["test"]["I_var_bits"],
+        "nll": {k: v["nll"] for k, v in result.metrics.items()},
         "steps": result.epochs,
         "wall_s": wall,
         "_G_R": params["G_R"].numpy(),
@@ -65,15 +76,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--no-kinetic", dest="kinetic", action="store_false")
+    parser.add_argument("--profile", help="G_I values in kT, comma-separated: profile, then release")
     args = parser.parse_args(argv)
+    values = [float(v) for v in args.profile.split(",")] if args.profile else None
     rows = []
     for seed in range(args.seeds):
-        row = one_seed(seed)
+        row = one_seed(seed, values)
         rows.append(row)
         print(
             f"seed {seed}: r_CRP {row['r_CRP']:.4f}  r_RNAP {row['r_RNAP']:.4f}  "
             f"G_I {row['G_I_kcal']:+.2f} kcal/mol  test I_var {row['test_I_var']:.4f} bits  "
-            f"{row['steps']} steps  {row['wall_s']:.1f} s",
+            f"NLL train/val/test {row['nll']['training']:.5f}/{row['nll']['validation']:.5f}/"
+            f"{row['nll']['test']:.5f} bits  {row['steps']} steps  {row['wall_s']:.1f} s",
             flush=True,
         )
     print("\nmean ± sd over", len(rows), "seeds")

@@ -31,7 +31,7 @@ def _init(pairs: list[str] | None) -> dict[str, float]:
 
 
 def _import_plotting_meanwhile() -> None:
-    """Import matplotlib and logomaker in a background thread while the fit runs.
+    """Import matplotlib (pyplot, Agg) in a background thread while the fit runs.
 
     About half a second of the report's time; torch releases the GIL inside its
     kernels, so the import overlaps the fit instead of following it.
@@ -43,7 +43,6 @@ def _import_plotting_meanwhile() -> None:
             from .plots import _pyplot
 
             _pyplot()
-            import logomaker  # noqa: F401
         except Exception:  # the report imports them again and says what failed
             pass
 

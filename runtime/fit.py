@@ -50,6 +50,7 @@ class FitResult:
     model_path: str = ""
     data_path: str = ""
     dataset: Dataset | None = field(default=None, repr=False)
+    profile: list = field(default_factory=list)
 
     @property
     def kT_kcal_per_mol(self) -> float:
@@ -636,3 +637,67 @@ def _polish(
     module.load_state_dict(best[0])
     measurement.load_state_dict(best[1])
     return done
+
+
+def profile(
+    model,
+    data,
+    name: str,
+    values: Sequence[float],
+    *,
+    release: bool = True,
+    **options,
+) -> FitResult:
+    """A profile likelihood over the scalar parameter ``name``, then the best one released.
+
+    Fits once per value with ``name`` held there (``init`` and ``fix``), keeps the fit
+    with the lowest training NLL (the profile's maximum likelihood; validation reads
+    only stop each fit), and with ``release`` polishes it once more with ``name`` free.
+    ``result.profile`` holds one ``{"value", "train_nll", ...}`` row per value. For
+    interaction energies that a single fit leaves in a poorer local optimum; costs one
+    fit per value. ``options`` go to :func:`fit`.
+    """
+    if not values:
+        raise BpmError(f"profile over '{name}' needs at least one value")
+    options = dict(options)
+    init = dict(options.pop("init", None) or {})
+    fix = tuple(options.pop("fix", ()) or ())
+    rows, best, spent = [], None, 0.0
+    for value in values:
+        result = fit(model, data, init={**init, name: float(value)}, fix=(*fix, name), **options)
+        row = {"parameter": name, "value": float(value)}
+        spent += result.wall_seconds
+        for split, key in (("training", "train"), ("validation", "val"), ("test", "test")):
+            row[f"{key}_nll"] = result.metrics[split]["nll"]
+        rows.append(row)
+        if best is None or row["train_nll"] < best[0]:
+            best = (row["train_nll"], result)
+    result = best[1]
+    result.wall_seconds = spent
+    if release and options.get("polish", 200) > 0:
+        started = time.perf_counter()
+        dataset = result.dataset
+        device = options.get("device", "cpu")
+        with _deterministic(options.get("seed", 0), options.get("threads", 1)):
+            hooks = pin_consensus(result.module, dataset.subset("training").codes)
+            result.epochs += _polish(
+                result.module,
+                result.measurement,
+                result.output,
+                _tensors(dataset, "training", device),
+                _tensors(dataset, "validation", device),
+                iterations=options.get("polish", 200),
+                fixed=fix,
+                start_step=result.epochs,
+                history=result.history,
+            )
+            for hook in hooks:
+                hook.remove()
+            for split in SPLITS:
+                x, c = _tensors(dataset, split, device)
+                result.metrics[split] = evaluate(
+                    result.module, result.measurement, result.output, x, c
+                )
+        result.wall_seconds += time.perf_counter() - started
+    result.profile = rows
+    return result

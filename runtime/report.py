@@ -87,6 +87,7 @@ def summary(result) -> dict:
         },
         "params": scalar_params(module),
         "data_validation": result.data_summary,
+        **({"profile": result.profile} if getattr(result, "profile", None) else {}),
     }
 
 

@@ -148,6 +148,17 @@ def test_polish_improves_the_adam_fit(small):
     assert any(h.get("stage") == "lbfgs" for h in both.history)
 
 
+def test_profile_keeps_the_most_likely_value(small):
+    from bpm.runtime.fit import profile
+
+    result = profile(LAC, small.iloc[:2000], "G_I", [-1.0, -4.0], release=False,
+                     steps=30, polish=10, quiet=True)  # fmt: skip
+    assert [row["value"] for row in result.profile] == [-1.0, -4.0]
+    best = min(result.profile, key=lambda row: row["train_nll"])
+    assert float(result.params()["G_I"]) == pytest.approx(best["value"])
+    assert result.metrics["training"]["nll"] == pytest.approx(best["train_nll"])
+
+
 def test_kinetic_model_fits(small):
     result = fit("models/open_complex.bpm", small, seed=0, **FAST)
     assert result.metrics["test"]["I_var_bits"] > 0.05
