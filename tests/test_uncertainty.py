@@ -91,14 +91,10 @@ def test_a_product_is_named_as_such():
     assert np.isfinite(result.standard_errors["G.offset"])
 
 
+@pytest.mark.slow
 def test_kinetic_rate_and_offset_combination_is_found():
     """k_on * exp(-G_R) leaves k_on and the offset of G_R tied together."""
-    cls = load("models/open_complex.bpm")
-    table, sim = simulate(cls, n=3000, seed=0)
-    module = cls().double()
-    module.set_params({k: torch.as_tensor(v) for k, v in sim.params.items()})
-    measurement = OrdinalMeasurement(10, hidden=0).double()
-    data = (encode(table["x"], "ACGT"), table.filter(like="ct_").to_numpy())
+    module, measurement, data, _ = _fitted("models/open_complex.bpm", 3000)
     result = analyze(module, measurement, data)
     text = " ".join(result.unidentified)
     assert "k_on" in text and "G_R.offset" in text
