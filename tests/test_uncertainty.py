@@ -63,6 +63,7 @@ def _fitted(text, n, seed=0, **truth):
     return module, measurement, (codes, counts), sim
 
 
+@pytest.mark.slow
 def test_structured_hessian_equals_plain_double_differentiation():
     cls = load("models/lac.bpm")
     table, sim = simulate(cls, n=1500, seed=1)
@@ -121,5 +122,9 @@ def test_standard_errors_match_the_spread_of_estimates():
         g = module.get_params()["G"].numpy()
         estimates.append((g - g.mean(1, keepdims=True) - sim.params["G"]).ravel())
         ses.append(analyze(module, measurement, data).standard_errors["G"].ravel())
-    z = np.concatenate(estimates) / np.concatenate(ses)
+    # Scatter around the mean of the refits (a misspecified link may bias all of them
+    # alike; the Hessian speaks to the variance only).
+    estimates = np.array(estimates)
+    spread = (estimates - estimates.mean(axis=0)) * np.sqrt(len(estimates) / (len(estimates) - 1))
+    z = spread / np.array(ses)
     assert 0.6 < np.std(z) < 1.5
