@@ -317,7 +317,7 @@ def fit(
     *,
     seed: int = 0,
     device: str = "cpu",
-    steps: int = 150,
+    steps: int = 200,
     lr: float = 0.07,
     restandardize_at: float = 0.25,
     eval_every: int = 10,
@@ -334,7 +334,7 @@ def fit(
     pin: bool = True,
     spread: float = 0.5,
     consensus_energy: Mapping[str, float] | None = None,
-    polish: int = 200,
+    polish: int = 250,
 ) -> FitResult:
     """Fit ``model`` (a .bpm path or text, or a generated module class) to ``data``.
 
@@ -674,7 +674,7 @@ def profile(
             best = (row["train_nll"], result)
     result = best[1]
     result.wall_seconds = spent
-    if release and options.get("polish", 200) > 0:
+    if release and options.get("polish", 250) > 0:
         started = time.perf_counter()
         dataset = result.dataset
         device = options.get("device", "cpu")
@@ -686,7 +686,7 @@ def profile(
                 result.output,
                 _tensors(dataset, "training", device),
                 _tensors(dataset, "validation", device),
-                iterations=options.get("polish", 200),
+                iterations=options.get("polish", 250),
                 fixed=fix,
                 start_step=result.epochs,
                 history=result.history,
