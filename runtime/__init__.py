@@ -16,6 +16,7 @@ _WHERE = {
     "OrdinalMeasurement": "measurement",
     "load_fit": "report",
     "predict": "report",
+    "profile": "fit",
 }
 
 __all__ = sorted(_WHERE)
