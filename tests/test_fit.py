@@ -110,7 +110,8 @@ def test_cli_fit_and_predict(small, tmp_path, capsys):
     path = tmp_path / "small.csv"
     small.iloc[:1500].to_csv(path, index=False)
     out = tmp_path / "cli"
-    code = main(["fit", LAC, str(path), "-o", str(out), "--steps", "20", "--quiet", "--no-plots"])
+    code = main(["fit", LAC, str(path), "-o", str(out), "--steps", "20", "--polish", "5",
+                 "--quiet", "--no-plots"])  # fmt: skip
     assert code == 0 and (out / "summary.json").exists()
     seqs = tmp_path / "seqs.txt"
     seqs.write_text("\n".join(small["x"].iloc[:3]) + "\n")
