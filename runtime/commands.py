@@ -162,7 +162,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--steps", type=int, help="most full-batch Adam steps (default 200)")
     p.add_argument(
-        "--polish", type=int, help="most L-BFGS iterations after Adam (default 250; 0: none)"
+        "--polish", type=int, help="most L-BFGS iterations after Adam (default 200; 0: none)"
     )
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.07)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -299,6 +299,22 @@ def _tensors(dataset: Dataset, split: str, device: str):
     return x, c
 
 
+def _pad_rows(x, counts, multiple: int = 64):
+    """The training batch padded to a multiple of 64 rows with read-less copies of row 0.
+
+    Rows without reads add nothing to the likelihood or its gradient; with a multiple
+    of 64 rows the generated modules' gather (``_lookup``) shares each row among 64
+    sequences, and a full-batch step on the lac data is about a fifth faster.
+    """
+    extra = -len(x) % multiple
+    if extra == 0 or len(x) == 0:
+        return x, counts
+    return (
+        torch.cat([x, x[:1].expand(extra, -1)]),
+        torch.cat([counts, counts.new_zeros(extra, counts.shape[1])]),
+    )
+
+
 def evaluate(module, measurement, output, x, counts) -> dict:
     """``{"nll": bits per read, "I_var_bits": H[bin] - NLL}`` on one split."""
     if len(x) == 0:
@@ -334,7 +350,7 @@ def fit(
     pin: bool = True,
     spread: float = 0.5,
     consensus_energy: Mapping[str, float] | None = None,
-    polish: int = 250,
+    polish: int = 200,
 ) -> FitResult:
     """Fit ``model`` (a .bpm path or text, or a generated module class) to ``data``.
 
@@ -388,7 +404,7 @@ def fit(
             )
         else:
             initialize(module, init)
-        x_tr, c_tr = _tensors(dataset, "training", device)
+        x_tr, c_tr = _pad_rows(*_tensors(dataset, "training", device))
         x_va, c_va = _tensors(dataset, "validation", device)
         with torch.no_grad():
             t0 = select_output(module(x_tr), output)
@@ -674,7 +690,7 @@ def profile(
             best = (row["train_nll"], result)
     result = best[1]
     result.wall_seconds = spent
-    if release and options.get("polish", 250) > 0:
+    if release and options.get("polish", 200) > 0:
         started = time.perf_counter()
         dataset = result.dataset
         device = options.get("device", "cpu")
@@ -686,7 +702,7 @@ def profile(
                 result.output,
                 _tensors(dataset, "training", device),
                 _tensors(dataset, "validation", device),
-                iterations=options.get("polish", 250),
+                iterations=options.get("polish", 200),
                 fixed=fix,
                 start_step=result.epochs,
                 history=result.history,
