@@ -76,7 +76,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--no-kinetic", dest="kinetic", action="store_false")
-    parser.add_argument("--profile", help="G_I values in kT, comma-separated: profile, then release")
+    parser.add_argument(
+        "--profile", help="G_I values in kT, comma-separated: profile, then release"
+    )
     args = parser.parse_args(argv)
     values = [float(v) for v in args.profile.split(",")] if args.profile else None
     rows = []

@@ -73,6 +73,7 @@ def run_fit(
     epochs: int | None = None,
     cache_dir: str | None = None,
     polish: int | None = None,
+    uncertainty: bool = False,
 ) -> int:
     """Fit ``model`` to ``data``; write the report to ``output`` (or the summary to stdout)."""
     from .fit import fit
@@ -110,6 +111,10 @@ def run_fit(
             _import_plotting_meanwhile()
         result = fit(model, data, **common, **tuning)
     test = result.metrics["test"]["I_var_bits"]
+    if uncertainty:
+        found = result.analyze_uncertainty()
+        for message in [*found.unidentified, *found.notes]:
+            print(f"note: {message}", file=sys.stderr)
     if output is None:
         sys.stdout.write(json.dumps(summary(result), indent=2, default=str) + "\n")
     else:
@@ -165,6 +170,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--polish", type=int, help="most L-BFGS iterations after Adam (default 200; 0: none)"
     )
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.07)")
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="standard errors (Hessian of the likelihood) and unidentified combinations",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", dest="plots", action="store_false")
     p.add_argument("--model-output", help="the model output to fit (default: t)")
@@ -212,6 +222,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             device=a.device,
             steps=a.steps,
             polish=a.polish,
+            uncertainty=a.uncertainty,
             lr=a.lr,
             quiet=a.quiet,
             plots=a.plots,

@@ -51,6 +51,7 @@ class FitResult:
     data_path: str = ""
     dataset: Dataset | None = field(default=None, repr=False)
     profile: list = field(default_factory=list)
+    uncertainty: object | None = field(default=None, repr=False)
 
     @property
     def kT_kcal_per_mol(self) -> float:
@@ -71,6 +72,20 @@ class FitResult:
     def params(self) -> dict[str, torch.Tensor]:
         """The module's parameters in natural units (kT for energies), by ``.bpm`` name."""
         return self.module.get_params()
+
+    def analyze_uncertainty(self):
+        """Standard errors and unidentified parameter combinations at this optimum.
+
+        Uses the training reads (the Hessian of their total NLL, measurement process
+        profiled out); the result is kept on ``self.uncertainty`` and reported by
+        :meth:`save`. See :func:`bpm.runtime.uncertainty.analyze`.
+        """
+        from .uncertainty import analyze
+
+        if self.dataset is None:
+            raise BpmError("this fit keeps no data to analyze (a streamed or reloaded fit)")
+        self.uncertainty = analyze(self.module, self.measurement, self.dataset.subset("training"))
+        return self.uncertainty
 
     def save(self, directory: str | Path, plots: bool = True) -> Path:
         """Write summary.json, params/, model.py, model.pt and plots/ into ``directory``."""

@@ -74,7 +74,8 @@ def _glyph(letter: str):
         from matplotlib.font_manager import FontProperties
         from matplotlib.textpath import TextPath
 
-        path = TextPath((0, 0), letter, size=1, prop=FontProperties(family="sans-serif", weight="bold"))
+        font = FontProperties(family="sans-serif", weight="bold")
+        path = TextPath((0, 0), letter, size=1, prop=font)
         _GLYPHS[letter] = (path, path.get_extents())
     return _GLYPHS[letter]
 
@@ -93,7 +94,7 @@ def draw_logo(ax, frame) -> None:
     values = frame.to_numpy(dtype=float)
     letters = [str(c) for c in frame.columns]
     top = bottom = 0.0
-    for x, row in zip(frame.index, values):
+    for x, row in zip(frame.index, values, strict=True):
         up = down = 0.0
         for k in np.argsort(np.abs(row)):
             height = abs(row[k])

@@ -88,6 +88,30 @@ def summary(result) -> dict:
         "params": scalar_params(module),
         "data_validation": result.data_summary,
         **({"profile": result.profile} if getattr(result, "profile", None) else {}),
+        **uncertainty_summary(result),
+    }
+
+
+def uncertainty_summary(result) -> dict:
+    """Standard errors of the scalars (natural units, energies also in kcal/mol) and the
+    parameter combinations the data leave free; empty when no analysis was run."""
+    found = getattr(result, "uncertainty", None)
+    if found is None:
+        return {}
+    kT = result.kT_kcal_per_mol
+    energies = energy_names(result.module)
+    errors = {}
+    for name, se in sorted(found.standard_errors.items()):
+        if isinstance(se, np.ndarray):
+            continue
+        value = float(se) if np.isfinite(se) else None  # None: not identified
+        errors[name] = value
+        if name.split(".")[0] in energies:
+            errors[f"{name}_kcal_per_mol"] = None if value is None else value * kT
+    return {
+        "standard_errors": errors,
+        "unidentified": list(found.unidentified),
+        "uncertainty_notes": list(found.notes),
     }
 
 
@@ -104,6 +128,11 @@ def write_report(result, directory: Path, plots: bool = True) -> Path:
     for name, (frame, _) in gauge_fixed(result.module).items():
         (frame * kT).to_csv(directory / "params" / f"{name}.csv", float_format="%.6f")
         frame.to_csv(directory / "params" / f"{name}_kT.csv", float_format="%.6f")
+        se = getattr(result.uncertainty, "standard_errors", {}).get(name)
+        if isinstance(se, np.ndarray):
+            errors = pd.DataFrame(se, index=frame.index, columns=frame.columns)
+            (errors * kT).to_csv(directory / "params" / f"{name}_se.csv", float_format="%.6f")
+            errors.to_csv(directory / "params" / f"{name}_se_kT.csv", float_format="%.6f")
     (directory / "model.py").write_text(result.source)
     torch.save(
         {

@@ -200,3 +200,29 @@ def test_lac_matrices_and_information(lac_fit):
 )
 def test_lac_interaction_energy(lac_fit):
     assert -3.9 <= float(lac_fit.params()["G_I"]) * lac_fit.kT_kcal_per_mol <= -2.7
+
+
+def test_uncertainty_is_reported(fitted, tmp_path):
+    """Standard errors land in summary.json (null where not identified) and beside each matrix."""
+    import json
+    import math
+
+    found = fitted.analyze_uncertainty()
+    fitted.save(tmp_path, plots=False)
+    info = json.loads((tmp_path / "summary.json").read_text())
+    errors = info["standard_errors"]
+    scalars = {k: v for k, v in found.standard_errors.items() if not hasattr(v, "shape")}
+    assert set(scalars) <= set(errors)
+    for name, se in scalars.items():
+        assert errors[name] is None if not math.isfinite(se) else errors[name] == pytest.approx(se)
+    assert info["unidentified"] == found.unidentified
+    for name in ("G_C", "G_R"):
+        table = pd.read_csv(tmp_path / "params" / f"{name}_se.csv", index_col="position")
+        assert list(table.columns) == list("ACGT")
+        kT = pd.read_csv(tmp_path / "params" / f"{name}_se_kT.csv", index_col="position")
+        values = table.to_numpy()
+        assert np.allclose(
+            values, kT.to_numpy() * info["kT_kcal_per_mol"], atol=1e-5, equal_nan=True
+        )
+        assert (np.isnan(values) | (values >= 0)).all()  # nan: the fit is not at a minimum
+        assert np.isfinite(values).mean() > 0.5
