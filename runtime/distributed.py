@@ -101,6 +101,9 @@ def run(
                 result.save(report, plots=plots)
             if result_json is not None:
                 Path(result_json).write_text(json.dumps(_brief(result)))
+        # Leave together: a rank that tears gloo down while rank 0 is still writing
+        # can abort its peer ("terminate called without an active exception").
+        dist.barrier()
         return result
     finally:
         dist.destroy_process_group()
