@@ -383,7 +383,7 @@ def analyze(
     data=None,
     *,
     nll: Callable | None = None,
-    rel_tol: float = 1e-4,
+    rel_tol: float = 1e-7,
     involvement: float = 0.05,
     threads: int | None = 1,
 ) -> Uncertainty:
@@ -393,9 +393,11 @@ def analyze(
     :class:`bpm.runtime.data.Dataset`, a ``(codes, counts)`` pair or a table, whose
     reads make the total NLL (``default_nll``); or pass ``nll(module, measurement)``
     returning the total NLL in nats. A direction is unidentified when its curvature,
-    relative to the largest (on the unit-diagonal scale), is below ``rel_tol``; a
-    parameter takes part when at least ``involvement`` of its weight lies on
-    unidentified directions. ``threads`` sets torch's threads for the duration (the
+    relative to the largest (on the unit-diagonal scale), is below ``rel_tol`` (flat up
+    to rounding; a direction merely weakly fixed by the data keeps a finite, large
+    standard error); a parameter takes part when at least ``involvement`` of its weight
+    lies on unidentified directions, and every parameter so reported as ``inf`` is
+    named in a message. ``threads`` sets torch's threads for the duration (the
     work is many small operations, which extra threads slow down on a busy machine).
     """
     if nll is None and (measurement is None or data is None):
@@ -427,7 +429,6 @@ def analyze(
 
     k_names = _k_names(layout, module)
     alone = np.diag(Q.T @ Hzz @ Q)
-    messages = _describe(evecs[:, null], k_names, alone, diag, layout, involvement, measurement)
     notes = []
     if negative.any():
         names = _involved(evecs[:, negative], k_names, involvement)
@@ -448,6 +449,10 @@ def analyze(
 
     free = weight(evecs[:, null]) > involvement
     unstable = weight(evecs[:, negative]) > involvement
+    free_names = _names_with(free, layout)
+    messages = _describe(
+        evecs[:, null], k_names, alone, layout, involvement, measurement, free_names
+    )
     standard_errors = _standard_errors(cov, free, unstable, z0[:n_model], layout)
     null_z = Q @ (evecs[:, null] * scale[:, None])
     n_reads = float(_data_tensors(data, torch.float64)[1].sum()) if data is not None else np.nan
@@ -461,6 +466,17 @@ def analyze(
         n_reads=n_reads,
         notes=notes,
     )
+
+
+def _names_with(mask, layout) -> list[str]:
+    """The learned parameters with at least one coordinate set in ``mask`` (z order)."""
+    out, k = [], 0
+    for name, _, _, _, shape in layout:
+        size = int(np.prod(shape)) if shape else 1
+        if mask[k : k + size].any():
+            out.append(name)
+        k += size
+    return out
 
 
 def _k_names(layout, module) -> list[str]:
@@ -528,12 +544,13 @@ def _natural_from_analysis(z, how, bound):
 # ---------------------------------------------------------------- words
 
 
-def _describe(null, k_names, alone, profiled, layout, involvement, measurement) -> list[str]:
+def _describe(null, k_names, alone, layout, involvement, measurement, free=()) -> list[str]:
     """One message per group of parameters tied together by unidentified directions.
 
     ``null`` holds orthonormal flat directions in the scaled, gauge-fixed coordinates;
     their projector does not depend on which basis the eigensolver returned, so the
-    groups and counts below do not either.
+    groups and counts below do not either. Every name in ``free`` (the parameters whose
+    standard error is reported as ``inf``) appears in some message.
     """
     if null.shape[1] == 0:
         return []
@@ -541,7 +558,7 @@ def _describe(null, k_names, alone, profiled, layout, involvement, measurement) 
     order = list(dict.fromkeys(k_names))
     index = {n: [i for i, c in enumerate(k_names) if c == n] for n in order}
     weight = {n: float(np.trace(proj[np.ix_(ix, ix)])) for n, ix in index.items()}
-    involved = [n for n in order if weight[n] > involvement]
+    involved = [n for n in order if weight[n] > involvement or n in free]
     link = {
         (a, b): float(np.abs(proj[np.ix_(index[a], index[b])]).max())
         for a in involved
@@ -556,17 +573,24 @@ def _describe(null, k_names, alone, profiled, layout, involvement, measurement) 
     messages = []
     for group in sorted(groups, key=lambda g: order.index(g[0])):
         ix = [i for n in group for i in index[n]]
-        sub = proj[np.ix_(ix, ix)]
-        dims = int(round(float(np.trace(sub))))
+        # Flat directions lying (mostly) on this group's coordinates.
+        sv = np.linalg.svd(null[ix, :], compute_uv=False)
+        dims = max(int((sv > np.sqrt(0.5)).sum()), 1)
         if len(group) == 1:
             absorbed = measurement is not None and float(np.max(alone[ix])) > 0
-            messages.append(_single(group[0], absorbed))
+            messages.append(_single(group[0], absorbed, kinds[group[0]]))
             continue
-        messages.append(_message(group, sub, ix, k_names, kinds, dims))
+        messages.append(_message(group, proj[np.ix_(ix, ix)], ix, k_names, kinds, dims))
     return messages
 
 
-def _single(name: str, absorbed: bool) -> str:
+def _single(name: str, absorbed: bool, kind: str = "identity") -> str:
+    if absorbed and kind in ("lower", "upper"):
+        return (
+            f"{name} is not identified: it only sets the overall scale of t, which is "
+            "absorbed by the measurement process (only t relative to the sort bins "
+            "matters), so the data do not fix it"
+        )
     if absorbed:
         return (
             f"{name} is not identified: a change in it is absorbed by the measurement "
@@ -576,21 +600,47 @@ def _single(name: str, absorbed: bool) -> str:
 
 
 def _message(group, sub, ix, k_names, kinds, dims) -> str:
+    _, v = np.linalg.eigh(sub)
+    direction = v[:, -1]
     if len(group) == 2 and dims == 1:
-        _, v = np.linalg.eigh(sub)
-        direction = v[:, -1]
         a, b = group
         va = _component(direction, ix, k_names, a)
         vb = _component(direction, ix, k_names, b)
         if va is not None and vb is not None:
             combo = _combination(a, va, kinds[a], b, vb, kinds[b])
             return f"{a} and {b} appear only as {combo}: the data fix the combination, not each"
-    fixed = len(group) - dims
+    if dims == 1:
+        move = _movement(group, direction, ix, k_names, kinds)
+        return (
+            f"{_join(group)} are not separately identified: the likelihood does not change "
+            f"when they move together ({move}), so the data fix only the combinations "
+            "left unchanged by that joint move"
+        )
     return (
-        f"{_join(group)} are not separately identified: the data fix only {max(fixed, 0)} "
-        f"combination(s) of these {len(group)} parameters ({dims} direction(s) of zero "
-        "curvature)"
+        f"{_join(group)} are not separately identified: the likelihood does not change "
+        f"along {dims} independent directions of joint change in these parameters, so "
+        "the data fix only the combinations left unchanged by those moves"
     )
+
+
+def _movement(group, direction, ix, k_names, kinds) -> str:
+    """A flat direction in words: ``k_on ×e^s, G_R.offset +1·s`` (largest part = 1)."""
+    parts = []
+    biggest = float(np.max(np.abs(direction))) or 1.0
+    for name in group:
+        value = _component(direction, ix, k_names, name)
+        if value is None:
+            parts.append(f"the entries of {name} shift")
+            continue
+        c = value / biggest
+        if abs(c) < 0.05:
+            continue
+        r = _nice(c)
+        if kinds[name] in ("lower", "upper"):
+            parts.append(f"{name} ×e^({r}·s)")
+        else:
+            parts.append(f"{name} {'+' if c >= 0 else '-'}{_nice(abs(c))}·s kT")
+    return ", ".join(parts)
 
 
 def _component(direction, ix, names, name) -> float | None:
@@ -642,10 +692,6 @@ def _nice(x: float) -> str:
         if whole and abs(x - whole) < 0.05 * max(1.0, abs(whole)):
             return str(whole)
     return f"{x:.2f}"
-
-
-def _count(n: int) -> str:
-    return str(max(n, 0))
 
 
 def _join(items) -> str:

@@ -133,3 +133,55 @@ def test_standard_errors_match_the_spread_of_estimates():
     spread = (estimates - estimates.mean(axis=0)) * np.sqrt(len(estimates) / (len(estimates) - 1))
     z = spread / np.array(ses)
     assert 0.6 < np.std(z) < 1.5
+
+
+def _every_infinite_parameter_is_named(result):
+    text = " ".join(result.unidentified)
+    for name, se in result.standard_errors.items():
+        if np.isinf(se).any():
+            assert name in text, (name, result.unidentified)
+    assert "fix only 0" not in text
+
+
+def test_a_product_is_named_on_a_small_fit():
+    module, measurement, data, _ = _fitted(PRODUCT, 3000, k_a=0.3, k_b=0.5)
+    result = analyze(module, measurement, data)
+    assert result.unidentified == [
+        "k_a and k_b appear only as their product k_a·k_b: the data fix the combination, not each"
+    ]
+    _every_infinite_parameter_is_named(result)
+
+
+def test_the_matrix_gauge_is_not_reported_as_a_flat_direction():
+    """A matrix's per-position shifts against its offset are projected out, not flagged."""
+    module, measurement, data, _ = _fitted(WELL_POSED, 3000, k_a=0.2)
+    result = analyze(module, measurement, data)
+    assert result.unidentified == []
+    assert np.isfinite(result.standard_errors["G"]).all()
+    assert np.isfinite(result.standard_errors["G.offset"])
+
+
+def test_every_unidentified_parameter_is_named_in_accurate_words():
+    module, measurement, data, _ = _fitted("models/open_complex.bpm", 3000)
+    result = analyze(module, measurement, data)
+    _every_infinite_parameter_is_named(result)
+    text = " ".join(result.unidentified)
+    assert "k_on" in text and "G_R.offset" in text
+    assert "combination(s) of these" not in text
+
+
+def test_a_rate_and_an_offset_print_as_a_product_with_a_boltzmann_factor():
+    from bpm.runtime.uncertainty import _combination, _message
+
+    # Moving log t_sat by +1 and G_R.offset by +1 leaves t_sat·exp(-G_R.offset) fixed.
+    assert _combination("t_sat", 1.0, "lower", "G_R.offset", 1.0, "identity") == (
+        "the combination t_sat·exp(-G_R.offset)"
+    )
+    names = ["a", "b", "c"]
+    kinds = {"a": "lower", "b": "lower", "c": "identity"}
+    one = np.array([1.0, -1.0, 1.0]) / np.sqrt(3)
+    text = _message(names, np.outer(one, one), [0, 1, 2], names, kinds, 1)
+    assert text.startswith("a, b and c are not separately identified")
+    assert "a ×e^(1·s), b ×e^(-1·s), c +1·s kT" in text
+    two = _message(names, np.eye(3), [0, 1, 2], names, kinds, 2)
+    assert "2 independent directions" in two and "only 0" not in two
