@@ -413,7 +413,22 @@ def analyze(
     Hzz = H[:n_model, :n_model]
     Hzp = H[:n_model, n_model:]
     Hpp = H[n_model:, n_model:]
-    profile = Hzz - Hzp @ _pinv_sym(Hpp, 1e-12) @ Hzp.T if Hpp.size else Hzz
+    notes = []
+    profile = Hzz
+    if Hpp.size:
+        curvature = np.linalg.eigvalsh(0.5 * (Hpp + Hpp.T))
+        downward = int((curvature < -1e-6 * max(float(curvature.max()), 1e-300)).sum())
+        if downward:
+            # Profiling through a saddle of the nuisance parameters is meaningless (the
+            # Schur complement can turn negative): condition on them instead, and say so.
+            notes.append(
+                f"the measurement process is not at a minimum (the likelihood curves "
+                f"downward along {downward} direction(s) of its parameters), so the "
+                "standard errors below are conditional on its fitted values, not profiled "
+                "(they understate the uncertainty); refit to convergence for profiled ones"
+            )
+        else:
+            profile = Hzz - Hzp @ _pinv_sym(Hpp, 1e-12) @ Hzp.T
     P = Q.T @ profile @ Q
     P = 0.5 * (P + P.T)
     diag = np.clip(np.diag(P), 0.0, None)
@@ -429,7 +444,6 @@ def analyze(
 
     k_names = _k_names(layout, module)
     alone = np.diag(Q.T @ Hzz @ Q)
-    notes = []
     if negative.any():
         names = _involved(evecs[:, negative], k_names, involvement)
         notes.append(
@@ -498,8 +512,17 @@ def _involved(vectors, k_names, involvement) -> list[str]:
 
 
 def _pinv_sym(M: np.ndarray, rel_tol: float) -> np.ndarray:
-    """Pseudo-inverse of a symmetric matrix, dropping eigenvalues below ``rel_tol`` * max."""
-    d = np.sqrt(np.clip(np.diag(M), 1e-300, None))
+    """Pseudo-inverse of a symmetric matrix, dropping eigenvalues below ``rel_tol`` * max.
+
+    The unit-diagonal scaling uses a floor on the diagonal (``rel_tol`` of its largest
+    entry): a zero or slightly negative diagonal (a nuisance parameter the data barely
+    touch, such as a background fraction at its bound) must not blow the scaled matrix
+    up, which would push every real eigenvalue under the cut and silently skip the
+    profiling.
+    """
+    diag = np.diag(M)
+    floor = rel_tol * max(float(diag.max(initial=0.0)), 1e-300)
+    d = np.sqrt(np.clip(diag, floor, None))
     S = M / d[:, None] / d[None, :]
     w, v = np.linalg.eigh(0.5 * (S + S.T))
     keep = w > rel_tol * max(float(w.max()), 1e-300)
