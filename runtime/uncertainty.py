@@ -424,7 +424,7 @@ def analyze(
             notes.append(
                 f"the measurement process is not at a minimum (the likelihood curves "
                 f"downward along {downward} direction(s) of its parameters), so the "
-                "standard errors below are conditional on its fitted values, not profiled "
+                "standard errors are conditional on its fitted values, not profiled "
                 "(they understate the uncertainty); refit to convergence for profiled ones"
             )
         else:
