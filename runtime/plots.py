@@ -54,13 +54,7 @@ def plot_logos(result, directory: Path, plt) -> list[Path]:
             f"(letters up bind more strongly)",
             fontsize=9,
         )
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        fig.tight_layout()
-        path = directory / f"logo_{name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, (ax,), directory / f"logo_{name}.png"))
     return paths
 
 
@@ -138,13 +132,7 @@ def plot_history(result, path: Path, plt) -> Path:
     b.set_ylabel("I_var (bits)")
     b.legend(frameon=False)
     b.set_title("variational information", fontsize=10)
-    for ax in (a, b):
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, (a, b), path)
 
 
 def _test_t(result):
@@ -172,10 +160,7 @@ def plot_measurement(result, path: Path, plt) -> Path:
     ax.set_ylabel("bin (0 = dimmest)")
     ax.set_yticks(range(p.shape[1]))
     ax.set_title("learned measurement process (ordinal, with background)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, (), path)
 
 
 def plot_test(result, path: Path, plt) -> Path:
@@ -193,8 +178,16 @@ def plot_test(result, path: Path, plt) -> Path:
         f"test reads: predicted {result.output} by sorted bin (I_var = {info:.3f} bits)",
         fontsize=10,
     )
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    return _save(fig, (ax,), path)
+
+
+def _save(fig, open_axes, path: Path) -> Path:
+    """Hide the top and right spines of ``open_axes``, then write ``fig`` as a PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    for ax in open_axes:
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
