@@ -27,3 +27,28 @@ def test_doc_example_compiles_without_warnings(text):
     model, warnings = to_ir_with_warnings(text, "doc.bpm")
     assert warnings.items == []
     assert model.outputs
+
+
+PYTHON = re.compile(r"```python\n(.*?)```", re.S)
+
+
+@pytest.mark.slow
+def test_simulation_guide_runs_as_written(tmp_path, monkeypatch, capsys):
+    """docs/simulation.md's Python blocks, run in order in one namespace from the repo root."""
+    import numpy as np
+
+    monkeypatch.chdir(DOCS.parent)
+    blocks = PYTHON.findall((DOCS / "simulation.md").read_text())
+    assert len(blocks) == 3
+    namespace: dict = {}
+    printed = []
+    for block in blocks:
+        exec(compile(block.replace("/tmp/sim/", f"{tmp_path}/"), "simulation.md", "exec"), namespace)
+        printed.append(capsys.readouterr().out.split())
+    assert printed[0][1] == "20000"  # reads, as the comment says
+    assert int(printed[0][0]) == len(namespace["table"])
+    assert float(printed[1][0]) >= 0.95  # the recovery block's correlation
+    assert "G_I" in " ".join(printed[2])  # the uncertainty summary names the parameters
+    assert (tmp_path / "data.csv.gz").exists()
+    assert namespace["u"].standard_errors["G_R"].shape == (41, 4)
+    assert np.isfinite(namespace["u"].standard_errors["G_R"]).all()
