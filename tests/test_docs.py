@@ -43,7 +43,8 @@ def test_simulation_guide_runs_as_written(tmp_path, monkeypatch, capsys):
     namespace: dict = {}
     printed = []
     for block in blocks:
-        exec(compile(block.replace("/tmp/sim/", f"{tmp_path}/"), "simulation.md", "exec"), namespace)
+        code = compile(block.replace("/tmp/sim/", f"{tmp_path}/"), "simulation.md", "exec")
+        exec(code, namespace)
         printed.append(capsys.readouterr().out.split())
     assert printed[0][1] == "20000"  # reads, as the comment says
     assert int(printed[0][0]) == len(namespace["table"])
