@@ -598,9 +598,32 @@ def _polish(
     ``check_every`` iterations and the best state kept; it stops after ``patience``
     checks without improvement, when L-BFGS makes no progress, or after ``iterations``.
     Returns the iterations run.
+
+    It runs in float64 (module and measurement converted for the stage, then back).
+    Float32 L-BFGS stalls once its line search can no longer resolve the changes along
+    those flat directions. From where it stalled on simulated lac data (one iteration,
+    nine evaluations, nothing moved), 100 float64 iterations lowered the training and
+    validation NLL and moved G_I by 0.45 kT toward the truth.
     """
-    x_tr, c_tr = train
-    x_va, c_va = val
+    dtype = next(module.parameters()).dtype
+    module.double()
+    measurement.double()
+    try:
+        return _polish_double(
+            module, measurement, output, train, val, iterations=iterations, fixed=fixed,
+            check_every=check_every, patience=patience, start_step=start_step, history=history,
+        )  # fmt: skip
+    finally:
+        module.to(dtype)
+        measurement.to(dtype)
+
+
+def _polish_double(
+    module, measurement, output, train, val, *, iterations, fixed, check_every, patience,
+    start_step, history,
+):  # fmt: skip
+    x_tr, c_tr = train[0], train[1].double()
+    x_va, c_va = val[0], val[1].double()
     n_reads = c_tr.sum()
     h_tr, h_va = float(entropy_bits(c_tr)), float(entropy_bits(c_va))
     held = {id(getattr(module, module._storage[name][0])) for name in fixed}

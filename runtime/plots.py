@@ -159,6 +159,10 @@ def plot_measurement(result, path: Path, plt) -> Path:
     ax.set_xlabel(f"log10 {result.output}" if log else result.output)
     ax.set_ylabel("bin (0 = dimmest)")
     ax.set_yticks(range(p.shape[1]))
+    floor = result.measurement.floor()
+    if log and lo <= floor <= hi:  # below the floor t barely changes the bins
+        ax.axvline(np.log10(floor), color="white", linestyle="--", linewidth=1)
+        ax.annotate(" floor", (np.log10(floor), p.shape[1] - 1), color="white", va="top")
     ax.set_title("learned measurement process (ordinal, with background)", fontsize=10)
     return _save(fig, (), path)
 

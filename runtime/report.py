@@ -86,6 +86,7 @@ def summary(result) -> dict:
             for short, split in (("train", "training"), ("val", "validation"), ("test", "test"))
         },
         "params": scalar_params(module),
+        "measurement_floor": result.measurement.floor(),
         "data_validation": result.data_summary,
         **({"profile": result.profile} if getattr(result, "profile", None) else {}),
         **uncertainty_summary(result),

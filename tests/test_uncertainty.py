@@ -40,7 +40,7 @@ def _fitted(text, n, seed=0, **truth):
     counts = table.filter(like="ct_").to_numpy()
     module = cls().double()
     module.set_params({k: torch.as_tensor(v) for k, v in sim.params.items()})
-    measurement = OrdinalMeasurement(counts.shape[1], hidden=0).double()
+    measurement = OrdinalMeasurement(counts.shape[1], hidden=0, floor=0.0).double()
     x = torch.as_tensor(codes).long()
     c = torch.as_tensor(counts).double()
     with torch.no_grad():
