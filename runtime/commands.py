@@ -73,6 +73,7 @@ def run_fit(
     epochs: int | None = None,
     cache_dir: str | None = None,
     polish: int | None = None,
+    patience: int | None = None,
     uncertainty: bool = False,
 ) -> int:
     """Fit ``model`` to ``data``; write the report to ``output`` (or the summary to stdout)."""
@@ -85,7 +86,11 @@ def run_fit(
         "count_prefix": count_prefix,
         "split_column": split_column,
     }
-    tuning = {k: v for k, v in (("steps", steps), ("lr", lr), ("polish", polish)) if v is not None}
+    tuning = {
+        k: v
+        for k, v in (("steps", steps), ("lr", lr), ("polish", polish), ("patience", patience))
+        if v is not None
+    }
     common = dict(seed=seed, device=device, quiet=quiet, output=model_output, init=init,
                   fix=tuple(fix or ()), data_options=options)  # fmt: skip
     # --- scale (issue 7): --stream, --distributed N (runtime/stream.py, distributed.py)
@@ -94,6 +99,8 @@ def run_fit(
         scale["max_steps"] = steps
     if lr is not None:
         scale["lr"] = lr
+    if patience is not None:
+        scale["patience"] = patience
     if distributed > 1:
         from .distributed import spawn_fit
 
@@ -169,6 +176,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--polish", type=int, help="most L-BFGS iterations after Adam (default 200; 0: none)"
     )
+    p.add_argument(
+        "--patience",
+        type=int,
+        help="Adam stops after this many validation checks (every 10 steps) without "
+        "improvement (default 6)",
+    )
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.07)")
     p.add_argument(
         "--uncertainty",
@@ -222,6 +235,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             device=a.device,
             steps=a.steps,
             polish=a.polish,
+            patience=a.patience,
             uncertainty=a.uncertainty,
             lr=a.lr,
             quiet=a.quiet,

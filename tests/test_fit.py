@@ -131,6 +131,18 @@ def test_save_load_round_trip(fitted, small, tmp_path):
     pd.testing.assert_frame_equal(predict(out, seqs), a)
 
 
+def test_cli_patience_reaches_the_fit(small, tmp_path):
+    path = tmp_path / "small.csv"
+    small.iloc[:1500].to_csv(path, index=False)
+    epochs = {}
+    for patience in ("1", "100"):
+        out = tmp_path / patience
+        args = ["fit", LAC, str(path), "-o", str(out), "--steps", "120", "--polish", "0"]
+        assert main([*args, "--patience", patience, "--quiet", "--no-plots"]) == 0
+        epochs[patience] = json.loads((out / "summary.json").read_text())["epochs"]
+    assert epochs["100"] == 120 and epochs["1"] < 120
+
+
 def test_cli_fit_and_predict(small, tmp_path, capsys):
     path = tmp_path / "small.csv"
     small.iloc[:1500].to_csv(path, index=False)

@@ -31,6 +31,13 @@ def _r(fitted, truth) -> float:
 
 @pytest.mark.slow
 def test_lac_recovers_both_matrices_and_the_interaction():
+    """The estimator, optimized thoroughly: 800 Adam steps, patience 40 checks.
+
+    The default schedule is budgeted for a 15 s lac fit and stops on validation reads
+    before the interaction energy has travelled all the way from its -1 kT start: on
+    these data it lands 0.61 to 0.97 kT weak over simulation seeds 0 to 5, where this
+    schedule lands 0.13 to 0.47 kT weak (0.22 on seed 0; docs/fitting.md).
+    """
     from bpm.runtime.fit import fit
 
     truth = {"G_C": _published("crp"), "G_R": _published("rnap"), "G_I": -2.83 / KCAL}
@@ -42,14 +49,13 @@ def test_lac_recovers_both_matrices_and_the_interaction():
         params=truth,
         seed=0,
     )
-    result = fit(ROOT / "models" / "lac.bpm", table, seed=0, quiet=True, threads=1)
+    result = fit(
+        ROOT / "models" / "lac.bpm", table, seed=0, quiet=True, threads=1, steps=800, patience=40
+    )
     params = {k: v.detach().double().numpy() for k, v in result.module.get_params().items()}
     assert _r(params["G_C"], sim.params["G_C"]) >= 0.98
     assert _r(params["G_R"], sim.params["G_R"]) >= 0.98
-    if abs(float(params["G_I"]) - sim.params["G_I"]) > 0.3:
-        # Measured: the fit lands 0.7-0.8 kT above the true G_I (-4.59 kT) with r >= 0.998
-        # for both matrices, at site-energy medians of 1, 2 and 3 kT.
-        pytest.xfail(f"G_I off by {float(params['G_I']) - sim.params['G_I']:+.2f} kT (> 0.3)")
+    assert abs(float(params["G_I"]) - sim.params["G_I"]) <= 0.3
 
 
 @pytest.mark.slow
