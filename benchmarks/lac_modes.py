@@ -1,13 +1,13 @@
-"""Is the weak G_I optimum of the lac fit a genuine local optimum? Newton steps from it.
+"""Where does the lac fit's G_I settle? Newton steps from the default fit.
 
 Fits ``models/lac.bpm`` to the shipped data with the defaults, then takes damped
 Newton steps with the exact Hessian of the training NLL
 (:func:`bpm.runtime.uncertainty.hessian`, eigenvalues taken in absolute value, the
 damping raised until a step lowers the NLL). Prints, per step: seconds, G_I, training
-and validation NLL in bits per read, and the Hessian's smallest eigenvalue. If G_I
-stayed near the single fit's value while the NLL fell below the profile's held values
-(docs/fitting.md), the weak optimum is a property of the likelihood, not of Adam or
-L-BFGS. About a minute on 2 cores::
+and validation NLL in bits per read, and the Hessian's smallest eigenvalue. A check
+that the default fit stopped near an optimum and not part-way along a valley (it was
+how the weak optimum of the link without a floor was told apart, docs/fitting.md).
+About a minute on 2 cores::
 
     python benchmarks/lac_modes.py --steps 12
 """
