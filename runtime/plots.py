@@ -28,6 +28,8 @@ def plot_all(result, directory: Path) -> list[Path]:
         if result.dataset is not None:
             paths.append(plot_measurement(result, directory / "measurement.png", plt))
             paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
+        if getattr(result, "uncertainty", None) is not None:
+            paths += plot_errors(result, directory, plt)
     finally:
         plt.close("all")
     return paths
@@ -55,6 +57,68 @@ def plot_logos(result, directory: Path, plt) -> list[Path]:
             fontsize=9,
         )
         paths.append(_save(fig, (ax,), directory / f"logo_{name}.png"))
+    return paths
+
+
+def plot_errors(result, directory: Path, plt) -> list[Path]:
+    """Fitted values with ±1 standard error bars: each matrix entry, and the scalar energies.
+
+    ``errors_<energy>.png``: one point per letter at each position (zero-mean gauge,
+    kcal/mol), so a reader sees which positions the data pin down; ``errors_scalars.png``:
+    the scalar energies, with those the data leave free marked as such.
+    """
+    from .report import energy_names, gauge_fixed
+
+    kT = result.kT_kcal_per_mol
+    errors = result.uncertainty.standard_errors
+    paths = []
+    for name, (frame, _) in gauge_fixed(result.module).items():
+        se = errors.get(name)
+        if not isinstance(se, np.ndarray):
+            continue
+        width = len(frame)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * width + 1.5), 2.8))
+        letters = list(frame.columns)
+        for k, letter in enumerate(letters):
+            shift = (k - (len(letters) - 1) / 2) * 0.18
+            ax.errorbar(
+                np.asarray(frame.index) + shift,
+                frame[letter].to_numpy() * kT,
+                yerr=np.where(np.isfinite(se[:, k]), se[:, k], np.nan) * kT,
+                fmt="o",
+                ms=2.5,
+                lw=0.8,
+                color=_COLORS.get(letter, "0.3"),
+                label=letter,
+            )
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xlabel("position in sequence (0-based)")
+        ax.set_ylabel("ΔG (kcal/mol)")
+        ax.legend(ncol=len(letters), fontsize=7, frameon=False, loc="upper right")
+        ax.set_title(f"{name}: fitted entries ± 1 standard error (zero-mean gauge)", fontsize=9)
+        paths.append(_save(fig, (ax,), directory / f"errors_{name}.png"))
+    values = result.module.get_params()
+    scalars = [
+        n for n in sorted(errors) if n.split(".")[0] in energy_names(result.module)
+        and not isinstance(errors[n], np.ndarray) and values[n].ndim == 0
+    ]  # fmt: skip
+    if scalars:
+        fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(scalars) + 1.2))
+        for row, name in enumerate(scalars):
+            value, se = float(values[name]) * kT, float(errors[name]) * kT
+            free = not np.isfinite(se)
+            ax.errorbar(value, row, xerr=None if free else se, fmt="o", color="0.2", capsize=3)
+            label = "not identified" if free else f"{value:+.2f} ± {se:.2f}"
+            ax.annotate(
+                label, (value, row), xytext=(0, 6), textcoords="offset points", ha="center",
+                fontsize=8,
+            )  # fmt: skip
+        ax.set_yticks(range(len(scalars)), scalars)
+        ax.set_ylim(-0.6, len(scalars) - 0.2)
+        ax.margins(x=0.15)
+        ax.set_xlabel("kcal/mol (± 1 standard error)")
+        ax.set_title("scalar energies", fontsize=9)
+        paths.append(_save(fig, (ax,), directory / "errors_scalars.png"))
     return paths
 
 

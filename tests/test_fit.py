@@ -234,6 +234,17 @@ def test_lac_interaction_energy(lac_fit):
     assert -3.9 <= float(lac_fit.params()["G_I"]) * lac_fit.kT_kcal_per_mol <= -2.7
 
 
+def test_error_bars_are_drawn(fitted, tmp_path):
+    """With an uncertainty analysis the plots add error bars: per matrix and the scalars."""
+    from bpm.runtime.plots import plot_all
+
+    fitted.analyze_uncertainty()
+    names = {p.name for p in plot_all(fitted, tmp_path)}
+    assert {"errors_G_C.png", "errors_G_R.png", "errors_scalars.png"} <= names
+    for name in ("errors_G_C.png", "errors_scalars.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_uncertainty_is_reported(fitted, tmp_path):
     """Standard errors land in summary.json (null where not identified) and beside each matrix."""
     import json
