@@ -31,12 +31,14 @@ def _r(fitted, truth) -> float:
 
 @pytest.mark.slow
 def test_lac_recovers_both_matrices_and_the_interaction():
-    """The estimator, optimized thoroughly: 800 Adam steps, patience 40 checks.
+    """The estimator, optimized thoroughly: 1,200 Adam steps, patience 60 checks.
 
     The default schedule is budgeted for a 15 s lac fit and stops on validation reads
     before the interaction energy has travelled all the way from its -1 kT start: on
-    these data it lands 0.61 to 0.97 kT weak over simulation seeds 0 to 5, where this
-    schedule lands 0.13 to 0.47 kT weak (0.22 on seed 0; docs/fitting.md).
+    these data it lands 0.61 to 0.97 kT weak over simulation seeds 0 to 5. This
+    schedule lands 0.16 kT weak here; 800 steps with patience 40 land 0.13 to 0.47 kT
+    weak over the six seeds, and 0.22 or 0.14 here with one or two threads, so the
+    margin to 0.3 covers the floating-point order of other machines (docs/fitting.md).
     """
     from bpm.runtime.fit import fit
 
@@ -50,7 +52,7 @@ def test_lac_recovers_both_matrices_and_the_interaction():
         seed=0,
     )
     result = fit(
-        ROOT / "models" / "lac.bpm", table, seed=0, quiet=True, threads=1, steps=800, patience=40
+        ROOT / "models" / "lac.bpm", table, seed=0, quiet=True, threads=1, steps=1200, patience=60
     )
     params = {k: v.detach().double().numpy() for k, v in result.module.get_params().items()}
     assert _r(params["G_C"], sim.params["G_C"]) >= 0.98
