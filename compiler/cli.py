@@ -99,13 +99,12 @@ def _note_tree_budget(model, tree_budget: int | None) -> None:
 
 
 def run_show(path: str, tree_budget: int | None) -> int:
-    from .codegen import DEFAULT_TREE_BUDGET, closed_forms
+    from .pipeline import closed_forms
     from .show import describe
 
     model, _ = _load(path)
     _note_tree_budget(model, tree_budget)
-    budget = DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
-    _write(describe(model, closed_forms(model, budget)), None)
+    _write(describe(model, closed_forms(model, tree_budget)), None)
     return EXIT_OK
 
 

@@ -33,13 +33,19 @@ from .errors import BpmModelError
 DEFAULT_TREE_BUDGET = 2000
 """The most spanning trees (summed over all states) the closed form may enumerate."""
 
+
+def tree_limit(budget: float | None = None) -> float:
+    """The budget a caller means: ``None`` is :data:`DEFAULT_TREE_BUDGET`, ``math.inf`` no limit."""
+    return DEFAULT_TREE_BUDGET if budget is None else budget
+
+
 Tree = tuple[int, ...]
 
 
 class TreeBudgetExceeded(BpmModelError):
     """The scheme has more spanning trees than the budget allows; use the linear solve."""
 
-    def __init__(self, count: int, budget: int):
+    def __init__(self, count: int, budget: float):
         self.count = count
         self.budget = budget
         super().__init__(
@@ -121,9 +127,12 @@ def total_trees(model: ir.Model) -> int:
     return sum(count_all_trees(model).values())
 
 
-def within_budget(model: ir.Model, budget: int | None = DEFAULT_TREE_BUDGET) -> bool:
-    """True when the closed form enumerates no more than ``budget`` trees (``None``: no limit)."""
-    return budget is None or total_trees(model) <= budget
+def within_budget(model: ir.Model, budget: float | None = None) -> bool:
+    """True when the closed form enumerates no more than ``budget`` trees.
+
+    ``None`` means :data:`DEFAULT_TREE_BUDGET`; ``math.inf`` means no limit.
+    """
+    return total_trees(model) <= tree_limit(budget)
 
 
 def _det(matrix: list[list[int]]) -> int:
@@ -153,18 +162,25 @@ def _det(matrix: list[list[int]]) -> int:
 # ------------------------------------------------------------------ enumeration
 
 
-def trees_into(model: ir.Model, budget: int | None = None) -> dict[str, tuple[Tree, ...]]:
+def trees_into(model: ir.Model, budget: float = math.inf) -> dict[str, tuple[Tree, ...]]:
     """Every spanning tree directed into each state, as sorted tuples of transition indices.
 
     In a tree into r every other state has exactly one outgoing tree edge and the
     edges lead to r. States come in ``model.states`` order, trees in sorted order.
-    With a ``budget``, raise :class:`TreeBudgetExceeded` before enumerating when the
-    matrix-tree count is larger.
+    With a finite ``budget`` (default: none; ``None`` is :data:`DEFAULT_TREE_BUDGET`),
+    raise :class:`TreeBudgetExceeded` before enumerating when the matrix-tree count
+    is larger.
     """
-    if budget is not None:
+    limit = tree_limit(budget)
+    if limit != math.inf:
         total = total_trees(model)
-        if total > budget:
-            raise TreeBudgetExceeded(total, budget)
+        if total > limit:
+            raise TreeBudgetExceeded(total, limit)
+    return enumerate_trees(model)
+
+
+def enumerate_trees(model: ir.Model) -> dict[str, tuple[Tree, ...]]:
+    """The trees of :func:`trees_into`, enumerated without counting them first."""
     out = _out_edges(model)
     return {root: tuple(sorted(_trees_into_root(model.states, out, root))) for root in model.states}
 
@@ -271,18 +287,25 @@ _TOL = 1e-12
 # ------------------------------------------------------------------ closed forms
 
 
-def derive(model: ir.Model, budget: int | None = DEFAULT_TREE_BUDGET) -> symbolic.Derivation:
+def derive(model: ir.Model, budget: float | None = None) -> symbolic.Derivation:
     """King-Altman closed forms: each state's weight is the sum over its trees of rate products.
 
-    The sums of products are kept as built (no ``simplify``: it explodes on large
-    schemes). Raises :class:`TreeBudgetExceeded` when the scheme has more trees than
-    ``budget`` (``None``: no limit), and :class:`BpmModelError` when it has no unique
+    The trees are counted once (one matrix-tree determinant per state) and, within
+    the budget, enumerated once; both are kept in the derivation's ``tree_counts``
+    and ``trees``. The sums of products are kept as built (no ``simplify``: it
+    explodes on large schemes). Raises :class:`TreeBudgetExceeded` when the scheme
+    has more trees than ``budget`` (``None``: :data:`DEFAULT_TREE_BUDGET`;
+    ``math.inf``: no limit), and :class:`BpmModelError` when it has no unique
     steady state.
     """
     if model.kind != "kinetic":
         raise ValueError(f"{model.name} is not a kinetic model")
     check_steady_state(model)
-    trees = trees_into(model, budget)
+    counts = count_all_trees(model)
+    total, limit = sum(counts.values()), tree_limit(budget)
+    if total > limit:
+        raise TreeBudgetExceeded(total, limit)
+    trees = enumerate_trees(model)
     symbols = symbolic.symbols_for(model)
     rates = [symbolic.rate_to_sympy(t.rate, symbols) for t in model.transitions]
     weights = {
@@ -292,7 +315,9 @@ def derive(model: ir.Model, budget: int | None = DEFAULT_TREE_BUDGET) -> symboli
     Z = sympy.Add(*weights.values())
     P = {s: weights[s] / Z for s in model.states}
     outputs = {o.name: symbolic.to_sympy(o.expr, symbols, P) for o in model.outputs}
-    return symbolic.Derivation(model, symbols, weights, Z, P, outputs)
+    return symbolic.Derivation(
+        model, symbols, weights, Z, P, outputs, trees=trees, tree_counts=counts
+    )
 
 
 def check_steady_state(model: ir.Model) -> None:

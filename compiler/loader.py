@@ -16,29 +16,33 @@ import sys
 import types
 from pathlib import Path
 
-from . import ir
-from .codegen import DEFAULT_TREE_BUDGET, closed_forms, generate
+from .codegen import generate
 from .errors import Source
+from .kinetic import tree_limit
+from .pipeline import closed_forms, read_source, to_ir
 
-_CACHE: dict[tuple[str, int | None], type] = {}
+_CACHE: dict[tuple[str, float], type] = {}
 
 
 def load(
     path_or_text: str | Path,
     *,
     name: str | None = None,
-    tree_budget: int | None = DEFAULT_TREE_BUDGET,
+    tree_budget: float | None = None,
 ) -> type:
     """The generated ``torch.nn.Module`` subclass of a model file (a path) or model text.
 
     A string containing a newline, or naming no existing file, is taken as model
     text. ``name`` is the source name used in messages and the module header.
+    ``tree_budget``: ``None`` is :data:`~bpm.compiler.kinetic.DEFAULT_TREE_BUDGET`,
+    ``math.inf`` no limit.
     """
+    tree_budget = tree_limit(tree_budget)
     source = _source(path_or_text, name)
     key = (source.text, tree_budget)
     if key in _CACHE:
         return _CACHE[key]
-    model_ir = _to_ir(source)
+    model_ir = to_ir(source.text, source.name)
     derivation = closed_forms(model_ir, tree_budget)
     text = generate(model_ir, derivation, source.name, tree_budget=tree_budget)
     cls = _exec(text, source.text, tree_budget)
@@ -46,8 +50,9 @@ def load(
     return cls
 
 
-def module_name(text: str, tree_budget: int | None = DEFAULT_TREE_BUDGET) -> str:
+def module_name(text: str, tree_budget: float | None = None) -> str:
     """The ``sys.modules`` name of a loaded model: ``bpm_generated_<sha256 prefix>``."""
+    tree_budget = tree_limit(tree_budget)
     digest = hashlib.sha256(f"{tree_budget}\n{text}".encode()).hexdigest()
     return f"bpm_generated_{digest[:20]}"
 
@@ -56,20 +61,12 @@ def _source(path_or_text: str | Path, name: str | None) -> Source:
     if isinstance(path_or_text, Path) or (
         "\n" not in path_or_text and path_or_text.endswith(".bpm") and Path(path_or_text).exists()
     ):
-        from .pipeline import read_source
-
         source = read_source(path_or_text)
         return Source(source.text, name or source.name)
     return Source(path_or_text, name or "<string>")
 
 
-def _to_ir(source: Source) -> ir.Model:
-    from .pipeline import to_ir
-
-    return to_ir(source.text, source.name)
-
-
-def _exec(text: str, model_text: str, tree_budget: int | None) -> type:
+def _exec(text: str, model_text: str, tree_budget: float) -> type:
     mod_name = module_name(model_text, tree_budget)
     filename = f"<{mod_name}>"
     module = types.ModuleType(mod_name)

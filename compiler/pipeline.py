@@ -42,11 +42,12 @@ def to_ir(text: str, name: str = "<string>") -> ir.Model:
     return to_ir_with_warnings(text, name)[0]
 
 
-def derive(model: ir.Model, tree_budget: int | None = None):
+def derive(model: ir.Model, tree_budget: float | None = None):
     """Closed forms (:class:`~bpm.compiler.symbolic.Derivation`) of a checked model.
 
-    For a kinetic scheme with more spanning trees than ``tree_budget`` (default:
-    the kinetic module's), raises :class:`~bpm.compiler.kinetic.TreeBudgetExceeded`.
+    For a kinetic scheme with more spanning trees than ``tree_budget`` (``None``:
+    :data:`~bpm.compiler.kinetic.DEFAULT_TREE_BUDGET`; ``math.inf``: no limit),
+    raises :class:`~bpm.compiler.kinetic.TreeBudgetExceeded`.
     """
     if model.kind == "thermodynamic":
         from .thermodynamic import derive as derive_thermo
@@ -54,8 +55,23 @@ def derive(model: ir.Model, tree_budget: int | None = None):
         return derive_thermo(model)
     from . import kinetic
 
-    budget = kinetic.DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
-    return kinetic.derive(model, budget)
+    return kinetic.derive(model, tree_budget)
+
+
+def closed_forms(model: ir.Model, tree_budget: float | None = None):
+    """The derivation code generation wants: ``None`` for a kinetic scheme above the budget.
+
+    Above the budget the module solves for the steady state numerically, and the
+    closed form (a sum over every spanning tree) is too large to derive or print.
+    A kinetic scheme without a unique steady state raises
+    :class:`~bpm.compiler.errors.BpmModelError`. ``tree_budget`` as in :func:`derive`.
+    """
+    from .kinetic import TreeBudgetExceeded
+
+    try:
+        return derive(model, tree_budget)
+    except TreeBudgetExceeded:
+        return None
 
 
 def compile(text: str, emit: str = "torch", name: str = "<string>", **options) -> str:  # noqa: A001
@@ -70,32 +86,31 @@ def compile(text: str, emit: str = "torch", name: str = "<string>", **options) -
     return emit_from_ir(model, emit, name, **options)
 
 
-def emit_from_ir(model: ir.Model, emit: str, name: str, tree_budget: int | None = None) -> str:
+def emit_from_ir(model: ir.Model, emit: str, name: str, tree_budget: float | None = None) -> str:
     """The later stages, from a checked model.
 
     A kinetic scheme above the tree budget still compiles to a module (which solves
     the steady state numerically), but has no closed form to print.
     """
     from . import symbolic
-    from .codegen import DEFAULT_TREE_BUDGET, closed_forms, generate
+    from .kinetic import tree_limit
 
-    budget = DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
-    derivation = closed_forms(model, budget)
     if emit == "torch":
-        return generate(model, derivation, name, tree_budget=budget)
-    if derivation is None:
-        derive(model, budget)  # raises TreeBudgetExceeded, which says why
+        from .codegen import generate
+
+        budget = tree_limit(tree_budget)
+        return generate(model, closed_forms(model, budget), name, tree_budget=budget)
+    derivation = derive(model, tree_budget)  # above the budget: TreeBudgetExceeded says why
     if emit == "sympy":
         return symbolic.render_text(derivation)
     return symbolic.render_latex(derivation)
 
 
-def over_tree_budget(model: ir.Model, tree_budget: int | None = None) -> int | None:
+def over_tree_budget(model: ir.Model, tree_budget: float | None = None) -> int | None:
     """The number of spanning trees of a kinetic scheme above the budget, else None."""
     if model.kind != "kinetic":
         return None
     from . import kinetic
 
-    budget = kinetic.DEFAULT_TREE_BUDGET if tree_budget is None else tree_budget
     total = kinetic.total_trees(model)
-    return total if total > budget else None
+    return total if total > kinetic.tree_limit(tree_budget) else None

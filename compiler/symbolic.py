@@ -84,6 +84,12 @@ class Derivation:
     ``weights[s]`` is state s's unnormalized weight (a Boltzmann factor, or a sum
     over spanning trees of rate products), ``Z`` their sum, ``P[s] = weights[s] / Z``,
     and ``outputs[name]`` each output with ``P`` substituted.
+
+    For a kinetic model, ``trees[s]`` holds the King-Altman spanning trees into
+    state s (each a sorted tuple of indices into ``model.transitions``) and
+    ``tree_counts[s]`` their number, both computed once by
+    :func:`bpm.compiler.kinetic.derive`; code generation reads them from here.
+    Both are ``None`` for a thermodynamic model.
     """
 
     model: ir.Model
@@ -92,6 +98,8 @@ class Derivation:
     Z: sympy.Expr
     P: dict[str, sympy.Expr]
     outputs: dict[str, sympy.Expr]
+    trees: dict[str, tuple[tuple[int, ...], ...]] | None = None
+    tree_counts: dict[str, int] | None = None
 
 
 # -------------------------------------------------------------------- rendering
