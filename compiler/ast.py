@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import printing
 from .errors import Span
 
 
@@ -57,6 +58,25 @@ class Call:
 
 
 Expression = Number | Name | UnaryOp | BinaryOp | Call
+
+
+def shape_of(expr: Expression) -> printing.Shape:
+    """How :func:`bpm.compiler.printing.format_expression` sees one AST expression node.
+
+    Numbers print as written, so the text parses back to the same tree.
+    """
+    match expr:
+        case Number(text=text):
+            return text
+        case Name(name=name):
+            return name
+        case Call(func=func, args=args):
+            return printing.Call(func.name, args)
+        case UnaryOp(op=op, operand=operand):
+            return printing.Unary(op, operand)
+        case BinaryOp(op=op, left=left, right=right):
+            return printing.Binary(op, left, right)
+    raise TypeError(f"not an expression: {expr!r}")
 
 
 # ------------------------------------------------------------------ statements

@@ -15,8 +15,9 @@ import textwrap
 import lark
 from lark import Token, Transformer, v_args
 
-from . import ast
+from . import ast, printing
 from .errors import BpmSyntaxError, Source, Span
+from .printing import source_number
 
 # Lark's terminal names, as a person would say them.
 _TOKEN_WORDS = {
@@ -303,33 +304,10 @@ class _ToAst(Transformer):
 
 # ------------------------------------------------------------------ unparse
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}
-
 
 def unparse_expr(expr: ast.Expression, parent: int = 0) -> str:
     """Expression text with only the parentheses that precedence needs."""
-    match expr:
-        case ast.Number(text=text):
-            return text
-        case ast.Name(name=name):
-            return name
-        case ast.Call(func=func, args=args):
-            return f"{func.name}({', '.join(unparse_expr(a) for a in args)})"
-        case ast.UnaryOp(op=op, operand=operand):
-            out = op + unparse_expr(operand, 3)
-            return f"({out})" if parent > 3 else out
-        case ast.BinaryOp(op=op, left=left, right=right):
-            level = _PRECEDENCE[op]
-            if op == "^":  # right-associative; the base must be an atom
-                out = f"{unparse_expr(left, 5)}^{unparse_expr(right, 3)}"
-            else:
-                out = f"{unparse_expr(left, level)} {op} {unparse_expr(right, level + 1)}"
-            return f"({out})" if level < parent else out
-    raise TypeError(f"not an expression: {expr!r}")
-
-
-def _number(value: float) -> str:
-    return repr(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+    return printing.format_expression(expr, ast.shape_of, printing.SOURCE, parent)
 
 
 def unparse(tree: ast.ModelFile) -> str:
@@ -348,7 +326,7 @@ def _unparse_statement(st: ast.Statement) -> str:
             alphabet = f'"{st.alphabet}"' if st.custom else st.alphabet
             return f"sequence {st.name.name}: {alphabet}[{st.length}]"
         case ast.TemperatureDecl():
-            return f"temperature {_number(st.value)} {st.unit}"
+            return f"temperature {source_number(st.value)} {st.unit}"
         case ast.EnergyDecl():
             out = f"energy {st.name.name}"
             if st.site is not None:
@@ -358,16 +336,16 @@ def _unparse_statement(st: ast.Statement) -> str:
                 out += f" = {s.kind.name}({inner})"
             for word, q in (("=", st.fixed), ("init", st.init)):
                 if q is not None:
-                    out += f" {word} {_number(q.value)}" + (f" {q.unit}" if q.unit else "")
+                    out += f" {word} {source_number(q.value)}" + (f" {q.unit}" if q.unit else "")
             return out
         case ast.ParamDecl():
             out = f"param {st.name.name}"
             if st.bound is not None:
-                out += f" {st.bound.op} {_number(st.bound.value)}"
+                out += f" {st.bound.op} {source_number(st.bound.value)}"
             if st.fixed is not None:
-                out += f" = {_number(st.fixed)}"
+                out += f" = {source_number(st.fixed)}"
             if st.init is not None:
-                out += f" init {_number(st.init)}"
+                out += f" init {source_number(st.init)}"
             return out
         case ast.ThermoBlock():
             body = "".join(f"\n    {s.name.name} : {unparse_expr(s.energy)}" for s in st.states)
