@@ -13,7 +13,6 @@ choose.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -22,59 +21,33 @@ from typing import Literal
 
 from . import ir, kinetic
 from .errors import BpmError
+from .graph_labels import (
+    EDGE_COLOR,
+    NODE_COLOR,
+    ROOT_COLOR,
+    expr_text,
+    grid_columns,
+    rate_text,
+    tree_text,
+)
+
+__all__ = [
+    "EDGE_COLOR",
+    "FORMATS",
+    "NODE_COLOR",
+    "ROOT_COLOR",
+    "Engine",
+    "draw",
+    "expr_text",
+    "graph_command",
+    "has_graphviz",
+    "rate_text",
+    "to_dot",
+    "tree_text",
+]
 
 Engine = Literal["auto", "graphviz", "matplotlib"]
 FORMATS = (".dot", ".svg", ".png")
-ROOT_COLOR = "#f4c542"
-NODE_COLOR = "#dbe8f6"
-EDGE_COLOR = "#33526e"
-
-
-# ------------------------------------------------------------------ labels
-
-
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}
-
-
-def expr_text(expr: ir.Expr, parent: int = 0) -> str:
-    """An IR expression as a person writes it, ``*`` as a middle dot: ``k_on·exp(-G_R)``."""
-    match expr:
-        case ir.Num(value=value):
-            return str(int(value)) if float(value).is_integer() else f"{value:g}"
-        case ir.Ref(name=name):
-            return name
-        case ir.Prob(state=state):
-            return f"P({state})"
-        case ir.Unary(op=op, operand=operand):
-            text = ("-" if op == "-" else "") + expr_text(operand, 3)
-            return f"({text})" if parent >= 3 else text
-        case ir.Binary(op=op, left=left, right=right):
-            level = _PRECEDENCE[op]
-            symbol = {"*": "·", "^": "^"}.get(op, op)
-            spaced = f" {symbol} " if op in "+-" else symbol
-            # Left-associative: the right operand of - and / needs parentheses at equal level.
-            right_level = level + (1 if op in "-/" else 0) if op != "^" else level
-            left_level = level + 1 if op == "^" else level
-            text = expr_text(left, left_level) + spaced + expr_text(right, right_level)
-            return f"({text})" if level < parent or (level == parent and op == "^") else text
-        case ir.Call(func=func, args=args):
-            return f"{func}(" + ", ".join(expr_text(a) for a in args) + ")"
-    raise TypeError(f"not an IR expression: {expr!r}")
-
-
-def rate_text(rate: ir.Rate) -> str:
-    """The rate as written in the model file, pretty-printed."""
-    return expr_text(rate.expr)
-
-
-def tree_text(model: ir.Model, tree: kinetic.Tree) -> str:
-    """A tree's rate product, ``k_on·exp(-G_R) × k_open``."""
-    parts = []
-    for i in tree:
-        text = rate_text(model.transitions[i].rate)
-        parts.append(f"({text})" if " " in text else text)
-    return " × ".join(parts) if parts else "1"
-
 
 # ------------------------------------------------------------------ DOT text
 
@@ -105,7 +78,7 @@ def _trees_dot(model: ir.Model, root: str, columns: int | None) -> str:
     """One cluster per tree, laid out in rows of ``columns`` with invisible edges."""
     _check_state(model, root)
     trees = kinetic.trees_into(model)[root]
-    columns = columns or _columns(len(trees))
+    columns = columns or grid_columns(len(trees))
     lines = [
         f"digraph {_quote(model.name + ' trees into ' + root)} {{",
         '  graph [fontname="Helvetica", labelloc=t, fontsize=16, newrank=true,'
@@ -138,10 +111,6 @@ def _trees_dot(model: ir.Model, root: str, columns: int | None) -> str:
         lines.append(f"  {{ rank=same; {row} }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _columns(count: int) -> int:
-    return max(1, math.ceil(math.sqrt(count)))
 
 
 def _check_state(model: ir.Model, state: str) -> None:

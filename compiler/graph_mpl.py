@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
 from . import ir, kinetic
-from .graph import EDGE_COLOR, NODE_COLOR, ROOT_COLOR, _columns, rate_text, tree_text
+from .graph_labels import EDGE_COLOR, NODE_COLOR, ROOT_COLOR, grid_columns, rate_text, tree_text
 
 Position = tuple[float, float]
 
@@ -71,7 +71,7 @@ def _draw_scheme(ax, model: ir.Model) -> None:
 
 def _trees_figure(model: ir.Model, root: str) -> Figure:
     trees = kinetic.trees_into(model)[root]
-    columns = _columns(len(trees))
+    columns = grid_columns(len(trees))
     rows = max(1, math.ceil(len(trees) / columns))
     figure = Figure(figsize=(2.8 * columns, 2.6 * rows + 0.6))
     figure.suptitle(f"{model.name}: {len(trees)} spanning trees into {root} (King-Altman)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from kinetic_models import kinetic_model
 
-from bpm.compiler import graph, pipeline
+from bpm.compiler import graph, ir, pipeline
 from bpm.compiler.errors import BpmError
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -45,6 +45,34 @@ def rate_of(text: str) -> str:
 )
 def test_rate_labels_read_like_the_source(written, shown):
     assert rate_of(written) == shown
+
+
+def _ir(text: str):
+    """An IR output expression over parameters a, b, c."""
+    model = pipeline.to_ir(
+        f"model m\nparam a\nparam b\nparam c\nkinetic {{ x <-> y : 1, 1 }}\noutput t = {text}\n",
+        "m",
+    )
+    return model.outputs[0].expr
+
+
+@pytest.mark.parametrize(
+    ("written", "shown", "source"),
+    [
+        ("a * (b * c)", "a·b·c", "a * (b * c)"),
+        ("a - (b - c)", "a - (b - c)", "a - (b - c)"),
+        ("a / -b", "a/(-b)", "a / -b"),
+        ("-(-a)", "-(-a)", "--a"),
+        ("a^(b^c)", "a^(b^c)", "a^b^c"),
+        ("(-a)^2", "(-a)^2", "(-a)^2"),
+        ("+a * 2.5", "a·2.5", "+a * 2.5"),
+    ],
+)
+def test_labels_and_model_text_share_one_printer(written, shown, source):
+    """Labels drop brackets that do not change the value; model text keeps the tree."""
+    expr = _ir(written)
+    assert graph.expr_text(expr) == shown
+    assert ir.format_expr(expr) == source
 
 
 def test_dot_text_is_deterministic_and_labelled(open_complex):
