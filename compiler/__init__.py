@@ -1,17 +1,26 @@
-"""bpm.compiler: ``.bpm`` text to closed forms and PyTorch modules."""
+"""bpm.compiler: ``.bpm`` text to closed forms and PyTorch modules.
+
+The errors load with the package; the stages (``compile``, ``derive``, ``load``,
+``to_ast``, ``to_ir``) load on first use (module ``__getattr__``), so importing
+``bpm.compiler.errors``, as the runtime does, does not import lark, networkx or sympy.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 
 from .errors import BpmDataError, BpmError, BpmModelError, BpmNameError, BpmSyntaxError, Span
-from .pipeline import compile, derive, to_ast, to_ir
 
 __version__ = "0.1.0"
 
-
-def load(path, **options):
-    """The compiled model class of a ``.bpm`` file (or text), built in memory and cached."""
-    from .loader import load as _load
-
-    return _load(path, **options)
-
+# Public name -> the submodule that defines it, imported when the name is first read.
+_WHERE = {
+    "compile": "pipeline",
+    "derive": "pipeline",
+    "load": "loader",
+    "to_ast": "pipeline",
+    "to_ir": "pipeline",
+}
 
 __all__ = [
     "BpmDataError",
@@ -27,3 +36,15 @@ __all__ = [
     "to_ir",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
