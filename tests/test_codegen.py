@@ -5,6 +5,8 @@ Regenerate the golden modules with ``BPM_REGEN_GOLDEN=1 pytest tests/test_codege
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 import subprocess
 import sys
@@ -18,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpm.compiler import codegen, kinetic, pipeline, thermodynamic
+from bpm.compiler.codegen_verbatim import method_source
 from bpm.compiler.loader import load, module_name
+from bpm.compiler.module_methods import ModuleMethods
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -79,14 +83,15 @@ def randomize(module: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]
     g = torch.Generator().manual_seed(seed)
     values = {}
     learned = dict(module.named_parameters())
-    for key, (attr, how, bound) in module._storage.items():
-        if attr not in learned:
+    for key, slot in module.parameter_layout.items():
+        if slot["attribute"] not in learned:
             continue
-        shape = getattr(module, attr).shape
+        shape = getattr(module, slot["attribute"]).shape
         z = torch.randn(shape, generator=g, dtype=torch.float64)
-        if how == "lower":
+        bound = slot["bound"]
+        if slot["transform"] == "lower":
             values[key] = bound + torch.exp(z)
-        elif how == "upper":
+        elif slot["transform"] == "upper":
             values[key] = bound - torch.exp(z)
         else:
             values[key] = 2 * z
@@ -416,6 +421,163 @@ def test_loader_caches_and_registers():
     assert load(text) is a
     assert sys.modules[module_name(text)].Model is a
     assert a.__module__ == module_name(text)
+
+
+# ------------------------------------------------------------------ parameter layout
+
+
+def test_parameter_layout(small):
+    layout = small.parameter_layout
+    assert list(layout) == list(small().get_params())  # get_params() order
+    assert layout["G_B.neighbor"] == {
+        "attribute": "energy_G_B_neighbor",
+        "transform": "identity",
+        "bound": None,
+        "kind": "neighbor",
+        "learned": True,
+        "init": None,
+    }
+    kinds = {k: v["kind"] for k, v in layout.items()}
+    assert kinds["G_A"] == "matrix" and kinds["G_A.offset"] == "offset"
+    assert kinds["G_P.pairwise"] == "pairwise" and kinds["G_I"] == kinds["G_F"] == "energy"
+    assert {kinds[k] for k in "abcdf"} == {"param"}
+    assert layout["a"]["transform"] == "lower" and layout["a"]["bound"] == 0.0
+    assert layout["b"]["transform"] == "upper" and layout["b"]["bound"] == 3.0
+    assert layout["c"]["transform"] == "identity" and layout["c"]["bound"] is None
+    # init: what the file wrote (an init or a fixed value), else None
+    inits = {k: v["init"] for k, v in layout.items()}
+    assert inits["G_I"] == -1.0 and inits["G_F"] == 0.5 and inits["a"] == 2.0
+    assert inits["b"] == 1.0 and inits["c"] == 0.5 and inits["f"] == 1.5
+    assert inits["G_A"] is None and inits["G_A.offset"] is None
+    module = small()
+    learned = dict(module.named_parameters())
+    buffers = dict(module.named_buffers())
+    for slot in layout.values():
+        assert (slot["attribute"] in learned) == slot["learned"]
+        assert slot["learned"] or slot["attribute"] in buffers
+
+
+def test_layout_init_of_a_fixed_energy_is_in_kT():
+    text = "model f\nenergy G = -3.0 kcal/mol\nenergy H\nparam k > 0\n"
+    text += "thermodynamic {\n a : 0\n b : G + H\n}\noutput t = k * P(b)\n"
+    cls = load(text, name="f.bpm")
+    assert cls.parameter_layout["G"]["learned"] is False
+    assert cls.parameter_layout["G"]["init"] == pytest.approx(-3.0 / cls.kT_kcal_per_mol)
+    assert cls.parameter_layout["H"]["init"] is None and cls.parameter_layout["k"]["init"] is None
+
+
+def test_parameter_slots_match_the_layout(small):
+    slots = codegen.parameter_slots(pipeline.to_ir(SMALL, "small.bpm"))
+    assert {s.key: s.fields() for s in slots} == small.parameter_layout
+
+
+# ------------------------------------------------------------------ pasted methods
+
+
+def fake_module_class():
+    """A hand-written module with the pasted methods: a 3-letter matrix and three params."""
+
+    class Fake(torch.nn.Module):
+        alphabet = "ACGT"
+        sequence_length = 3
+        parameter_layout = {
+            "G": {"attribute": "energy_G", "transform": "identity", "bound": None},
+            "k": {"attribute": "param_k_raw", "transform": "lower", "bound": 1.0},
+            "u": {"attribute": "param_u_raw", "transform": "upper", "bound": 2.0},
+            "f": {"attribute": "param_f", "transform": "identity", "bound": None},
+        }
+        encode = ModuleMethods.encode
+        _lookup = ModuleMethods.__dict__["_lookup"]  # the staticmethod, as pasted
+        get_params = ModuleMethods.get_params
+        set_params = ModuleMethods.set_params
+
+        def __init__(self):
+            super().__init__()
+            self.energy_G = torch.nn.Parameter(torch.zeros(3, 4))
+            self.param_k_raw = torch.nn.Parameter(torch.tensor(0.0))
+            self.param_u_raw = torch.nn.Parameter(torch.tensor(0.0))
+            self.register_buffer("param_f", torch.tensor(0.5))
+
+    return Fake
+
+
+def test_pasted_encode_on_a_fake_module():
+    module = fake_module_class()()
+    assert module.encode("acG").tolist() == [[0, 1, 2]]
+    assert module.encode(("TTT", "GCA")).tolist() == [[3, 3, 3], [2, 1, 0]]
+    with pytest.raises(ValueError, match=r"sequence 1 has letter 'N' at position 1"):
+        module.encode(["AAA", "ANA"])
+    with pytest.raises(ValueError, match=r"sequence 0 has length 2, expected 3"):
+        module.encode(["AA"])
+    with pytest.raises(ValueError, match=r"sequence 0 is not a string"):
+        module.encode([b"AAA"])
+    with pytest.raises(ValueError, match="empty batch"):
+        module.encode([])
+
+
+def test_pasted_encode_folds_case_only_where_unambiguous():
+    cls = fake_module_class()
+    cls.alphabet = "AaB"  # 'A' and 'a' are two letters; 'b' can only mean 'B'
+    assert cls().encode("aAB").tolist() == [[1, 0, 2]]
+    assert cls().encode("abA").tolist() == [[1, 2, 0]]
+
+
+@pytest.mark.parametrize("n", [1, 3, 64, 130])
+def test_pasted_lookup_is_a_flat_gather(n):
+    g = torch.Generator().manual_seed(n)
+    table = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    index = torch.randint(0, 20, (n, 3), generator=g)
+    got = fake_module_class()._lookup(table, index)
+    torch.testing.assert_close(got, table.flatten()[index])
+    got.sum().backward()
+    want = torch.zeros(20, dtype=torch.float64).index_add_(
+        0, index.flatten(), torch.ones(index.numel(), dtype=torch.float64)
+    )
+    torch.testing.assert_close(table.grad.flatten(), want)
+
+
+def test_pasted_get_and_set_params_on_a_fake_module():
+    module = fake_module_class()().double()
+    p = module.get_params()
+    assert list(p) == ["G", "k", "u", "f"]
+    assert float(p["k"]) == 2.0 and float(p["u"]) == 1.0 and float(p["f"]) == 0.5
+    table = torch.arange(12.0).reshape(3, 4)
+    module.set_params({"G": table, "k": 1.5, "u": -3.0, "f": 0.25})
+    torch.testing.assert_close(module.param_k_raw.item(), math.log(0.5))
+    torch.testing.assert_close(module.param_u_raw.item(), math.log(5.0))
+    p = module.get_params()
+    torch.testing.assert_close(p["G"], table.double())
+    assert p["G"] is not module.energy_G and not p["G"].requires_grad  # detached copies
+    torch.testing.assert_close(p["k"], torch.tensor(1.5, dtype=torch.float64))
+    torch.testing.assert_close(p["u"], torch.tensor(-3.0, dtype=torch.float64))
+    assert float(p["f"]) == 0.25
+    with pytest.raises(KeyError, match="unknown parameter 'z'; known: G, k, u, f"):
+        module.set_params({"z": 1.0})
+    with pytest.raises(ValueError, match=r"G: shape \(2, 4\), expected \(3, 4\)"):
+        module.set_params({"G": torch.zeros(2, 4)})
+    with pytest.raises(ValueError, match="k must be > 1.0, got 1.0"):
+        module.set_params({"k": 1.0})
+    with pytest.raises(ValueError, match="u must be < 2.0, got 2.5"):
+        module.set_params({"u": 2.5})
+    assert float(module.get_params()["k"]) == pytest.approx(1.5)  # a failed set changes nothing
+
+
+def test_generated_modules_carry_the_methods_verbatim():
+    cls = load(MODELS / "lac.bpm")
+    for name in ("_lookup", "get_params", "set_params"):
+        assert inspect.getsource(getattr(cls, name)) == inspect.getsource(
+            getattr(ModuleMethods, name)
+        )
+    pasted = inspect.getsource(cls.encode).splitlines()
+    source = inspect.getsource(ModuleMethods.encode).splitlines()
+    assert pasted[
+        1
+    ] == '        """Integer codes (index into alphabet) of 75-letter sequences: ' + (
+        "LongTensor[N, 75]."
+    )
+    assert pasted[:1] + pasted[2:] == source[:1] + source[2:]
+    assert method_source("get_params")[0] == "def get_params(self):"
+    assert method_source("_lookup")[0] == "@staticmethod"
 
 
 def test_collision_of_attribute_names_is_an_error():

@@ -50,14 +50,20 @@ class simple_repression(torch.nn.Module):
         'G_R': {'kind': 'matrix', 'start': 50, 'stop': 71, 'revcomp': False},
     }
     kT_kcal_per_mol = 0.6163314136449999
-    # get_params() name: (attribute, transform, bound)
-    _storage = {
-        'G_P': ('energy_G_P', 'identity', None),
-        'G_P.offset': ('energy_G_P_offset', 'identity', None),
-        'G_R': ('energy_G_R', 'identity', None),
-        'G_R.offset': ('energy_G_R_offset', 'identity', None),
-        'mu_R': ('energy_mu_R', 'identity', None),
-        'r_max': ('param_r_max_raw', 'lower', 0.0),
+    # get_params() name: its attribute and transform, what it is, the file's value
+    parameter_layout = {
+        'G_P': {'attribute': 'energy_G_P', 'transform': 'identity', 'bound': None,
+                'kind': 'matrix', 'learned': True, 'init': None},
+        'G_P.offset': {'attribute': 'energy_G_P_offset', 'transform': 'identity', 'bound': None,
+                       'kind': 'offset', 'learned': True, 'init': None},
+        'G_R': {'attribute': 'energy_G_R', 'transform': 'identity', 'bound': None,
+                'kind': 'matrix', 'learned': True, 'init': None},
+        'G_R.offset': {'attribute': 'energy_G_R_offset', 'transform': 'identity', 'bound': None,
+                       'kind': 'offset', 'learned': True, 'init': None},
+        'mu_R': {'attribute': 'energy_mu_R', 'transform': 'identity', 'bound': None,
+                 'kind': 'energy', 'learned': False, 'init': -2.0},
+        'r_max': {'attribute': 'param_r_max_raw', 'transform': 'lower', 'bound': 0.0,
+                  'kind': 'param', 'learned': True, 'init': None},
     }
 
     def __init__(self):
@@ -190,15 +196,16 @@ class simple_repression(torch.nn.Module):
     def get_params(self):
         """Every parameter and energy in natural units (kT for energies), detached.
 
-        Keyed by the names in the .bpm file; see docs/module.md for site energies.
+        Keyed by the names in the .bpm file (parameter_layout's order); see
+        docs/module.md for site energies.
         """
         values = {}
-        for key, (attr, how, bound) in self._storage.items():
-            raw = getattr(self, attr).detach()
-            if how == "lower":
-                values[key] = bound + torch.exp(raw)
-            elif how == "upper":
-                values[key] = bound - torch.exp(raw)
+        for key, slot in self.parameter_layout.items():
+            raw = getattr(self, slot["attribute"]).detach()
+            if slot["transform"] == "lower":
+                values[key] = slot["bound"] + torch.exp(raw)
+            elif slot["transform"] == "upper":
+                values[key] = slot["bound"] - torch.exp(raw)
             else:
                 values[key] = raw.clone()
         return values
@@ -210,20 +217,23 @@ class simple_repression(torch.nn.Module):
         outside its bound.
         """
         for key in values:
-            if key not in self._storage:
-                raise KeyError(f"unknown parameter {key!r}; known: {', '.join(self._storage)}")
+            if key not in self.parameter_layout:
+                known = ", ".join(self.parameter_layout)
+                raise KeyError(f"unknown parameter {key!r}; known: {known}")
         with torch.no_grad():
             for key, value in values.items():
-                attr, how, bound = self._storage[key]
-                target = getattr(self, attr)
+                slot = self.parameter_layout[key]
+                target = getattr(self, slot["attribute"])
                 value = torch.as_tensor(value, dtype=target.dtype, device=target.device)
                 if value.shape != target.shape:
-                    raise ValueError(f"{key}: shape {tuple(value.shape)}, expected {tuple(target.shape)}")
-                if how == "lower":
+                    shapes = f"shape {tuple(value.shape)}, expected {tuple(target.shape)}"
+                    raise ValueError(f"{key}: {shapes}")
+                transform, bound = slot["transform"], slot["bound"]
+                if transform == "lower":
                     if not bool((value > bound).all()):
                         raise ValueError(f"{key} must be > {bound}, got {value.tolist()}")
                     value = torch.log(value - bound)
-                elif how == "upper":
+                elif transform == "upper":
                     if not bool((value < bound).all()):
                         raise ValueError(f"{key} must be < {bound}, got {value.tolist()}")
                     value = torch.log(bound - value)

@@ -1,0 +1,173 @@
+"""The forward pass of a generated module: energies, probabilities, outputs.
+
+``energy_table(x)`` gathers the site energies from flattened tables and stacks
+every energy; ``probabilities(E)`` is ``softmax(-G)`` (thermodynamic) or the
+kinetic steady state (:mod:`.codegen_kinetic`); ``outputs(E, P)`` prints each
+output's expression with shared subexpressions named (``sympy.cse``).
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from . import ir, symbolic
+from .codegen_context import Context
+from .codegen_kinetic import write_kinetic_probabilities, write_log_rates
+from .codegen_layout import natural_code
+from .codegen_verbatim import paste_method
+from .codegen_writer import ModulePrinter, doc_expr
+
+
+def write_energy_methods(c: Context) -> None:
+    """``energy_table``, ``energies`` and, with site energies, ``_lookup``."""
+    w, m, arg = c.w, c.model, c.arg
+    shape = "[N, n_energies]" if c.seq else "[n_energies]"
+    w.line(f"def energy_table(self{arg}):")
+    with w.indent():
+        doc = f"Every energy in kT, columns in energy_names order: Tensor{shape}."
+        if c.seq:
+            doc += "\n\nA transposed view: inside, energies are rows and sequences columns."
+        w.docstring(doc)
+        if not m.energies:
+            lead = "(x.shape[0], 0)" if c.seq else "(0,)"
+            ref = "state_constant" if m.kind == "thermodynamic" else "rate_constant"
+            w.line(f"return self.{ref}.new_zeros({lead})")
+        else:
+            if c.seq:
+                w.line("n = x.shape[0]")
+            cols = []
+            for e in m.energies:
+                cols.append(f"e_{e.name}")
+                if isinstance(e, ir.SiteEnergy):
+                    _site_code(c, e)
+                elif c.seq:
+                    w.line(f"e_{e.name} = self.energy_{e.name}.expand(n)")
+                else:
+                    w.line(f"e_{e.name} = self.energy_{e.name}")
+            w.line(f"return torch.stack([{', '.join(cols)}]){c.T}")
+    w.line()
+    w.line(f"def energies(self{arg}):")
+    with w.indent():
+        out = "Tensor[N]" if c.seq else "0-d Tensor"
+        w.docstring(f"Every declared energy in kT: dict of {out}, scalars broadcast.")
+        w.line(f"table = self.energy_table({arg[2:]})")
+        w.line("return {name: table[..., k] for k, name in enumerate(self.energy_names)}")
+    w.line()
+    if m.site_energies:
+        paste_method(w, "_lookup")
+        w.line()
+
+
+def _site_code(c: Context, e: ir.SiteEnergy) -> None:
+    w = c.w
+    A = len(c.seq.alphabet.letters)
+    if e.revcomp:
+        w.line(f"codes = self.complement[x[:, {e.start}:{e.stop}]].flip(1)  # other strand")
+    else:
+        w.line(f"codes = x[:, {e.start}:{e.stop}]")
+    terms = [f"self._lookup(self.energy_{e.name}, codes + self.site_{e.name}_positions).sum(1)"]
+    if e.kind == "neighbor":
+        terms.append(
+            f"self._lookup(self.energy_{e.name}_neighbor, "
+            f"codes[:, :-1] * {A} + codes[:, 1:] + self.site_{e.name}_pairs).sum(1)"
+        )
+    elif e.kind == "pairwise":
+        terms.append(
+            f"self._lookup(self.energy_{e.name}_pairwise, "
+            f"codes[:, self.site_{e.name}_i] * {A} + codes[:, self.site_{e.name}_j] "
+            f"+ self.site_{e.name}_pairs).sum(1)"
+        )
+    w.line(f"e_{e.name} = (")
+    with w.indent():
+        for k, term in enumerate(terms):
+            w.line(("" if k == 0 else "+ ") + term)
+        w.line(f"+ self.energy_{e.name}_offset")
+    w.line(")")
+
+
+def write_probability_methods(c: Context) -> None:
+    """``P(x)``, ``probabilities(E)`` and, for a kinetic model, ``log_rates(E)``."""
+    w, m, arg = c.w, c.model, c.arg
+    shape = "[N, n_states]" if c.seq else "[n_states]"
+    w.line(f"def P(self{arg}):")
+    with w.indent():
+        what = "probabilities" if m.kind == "thermodynamic" else "steady-state occupancies"
+        w.docstring(f"State {what}, columns in state_names order: Tensor{shape}.")
+        contiguous = ".contiguous()" if c.seq else ""
+        w.line(f"return self.probabilities(self.energy_table({arg[2:]})){contiguous}")
+    w.line()
+    w.line("def probabilities(self, E):")
+    with w.indent():
+        if m.kind == "thermodynamic":
+            w.docstring(
+                "P = softmax(-G) over states, from the energy table E (kT).\n\n"
+                "G holds the states' free energies with states as rows, so the softmax\n"
+                "runs across contiguous sequences (several times faster on CPU)."
+            )
+            w.line(f"G = self.state_energy @ E{c.T} + self.state_constant")
+            w.line(f"return torch.softmax(-G, dim=0){c.T}")
+        else:
+            write_kinetic_probabilities(c)
+    w.line()
+    if m.kind == "kinetic":
+        write_log_rates(c)
+
+
+def write_output_methods(c: Context) -> None:
+    """``forward`` and ``outputs(E, P)``, the outputs printed from their sympy forms."""
+    w, m, syms = c.w, c.model, c.syms
+    names: dict[sympy.Symbol, str] = {}
+    pnames = {s: sympy.Symbol(f"P({s})", nonnegative=True) for s in m.states}
+    for i, s in enumerate(m.states):
+        names[pnames[s]] = f"P[..., {i}]"
+    for k, n in enumerate(c.energy_names):
+        names[syms[n]] = f"E[..., {k}]"
+    exprs = [symbolic.to_sympy(o.expr, syms, pnames) for o in m.outputs]
+    used_params = sorted(
+        {p.name for p in m.params if any(syms[p.name] in e.free_symbols for e in exprs)}
+    )
+    for n in used_params:
+        names[syms[n]] = f"p_{n}"
+    replacements, reduced = sympy.cse(
+        exprs, symbols=sympy.numbered_symbols("_c"), order="canonical"
+    )
+    printer = ModulePrinter(names)
+    arg = c.arg
+    w.line(f"def forward(self{arg}):")
+    with w.indent():
+        shape = "Tensor[N]" if c.seq else "0-d Tensor"
+        several = len(m.outputs) > 1
+        head = f"The outputs, a dict of {shape} by name:" if several else f"The output: {shape}."
+        rows = [head, ""]
+        for o, e in zip(m.outputs, exprs, strict=True):
+            rows.append(f"{o.name} = {doc_expr(e)}")
+        w.docstring("\n".join(rows))
+        w.line(f"E = self.energy_table({arg[2:]})")
+        w.line("P = self.probabilities(E)")
+        w.line("return self.outputs(E, P)")
+    w.line()
+    w.line("def outputs(self, E, P):")
+    with w.indent():
+        w.docstring(
+            "The outputs from the energy table E and the state probabilities P\n"
+            "(one column per energy and per state)."
+        )
+        for n in used_params:
+            w.line(f"p_{n} = {natural_code(c.slot(n))}")
+        for sym, sub in replacements:
+            w.line(f"{sym.name} = {printer.doprint(sub)}")
+        varying = set(pnames.values()) | {syms[n] for n in c.energy_names}
+        results = []
+        for o, e in zip(m.outputs, reduced, strict=True):
+            code = printer.doprint(e)
+            if not (e.free_symbols & varying) and not any(
+                s.name.startswith("_c") for s in e.free_symbols
+            ):
+                code = f"({code}) + torch.zeros_like(P[..., 0])"
+            w.line(f"out_{o.name} = {code}")
+            results.append(o.name)
+        if len(results) == 1:
+            w.line(f"return out_{results[0]}")
+        else:
+            w.line("return {" + ", ".join(f"{n!r}: out_{n}" for n in results) + "}")
+    w.line()
