@@ -100,7 +100,9 @@ def interleaved(sizes, threads: int, rounds: int = 7, steps: int = 20) -> dict:
 import time, statistics, numpy as np, torch
 from bpm.compiler.loader import load
 from bpm.runtime.measurement import OrdinalMeasurement
-from bpm.runtime.stream import Joint, batches, open_store, encode_file, _read
+from bpm.runtime.sources import blocks_of_epoch, read_blocks
+from bpm.runtime.store import encode_file
+from bpm.runtime.train import Joint
 from pathlib import Path
 torch.set_num_threads({threads})
 torch.manual_seed(0)
@@ -110,7 +112,7 @@ stores = {{n: encode_file(cache / f"lac_{{n}}.csv.gz", length=75, cache_dir=cach
 def endless(store):
     epoch = 0
     while True:
-        yield from batches(store.sizes()["training"], 512, 16, 0, epoch)
+        yield from blocks_of_epoch(store.sizes()["training"], 512, 16, 0, epoch)
         epoch += 1
 joint = Joint(load(Path("models/lac.bpm"))(), OrdinalMeasurement(10), "t")
 opt = torch.optim.Adam(joint.parameters(), lr=1e-3)
@@ -122,9 +124,9 @@ for r in range({rounds}):
         started = time.perf_counter()
         for _ in range({steps}):
             blocks = next(feeds[n])
-            x, c = _read(store, 0, blocks, "cpu")
+            x, c = read_blocks(store, 0, blocks, "cpu")
             opt.zero_grad()
-            loss = -(c * joint(x)).sum() / c.sum()
+            loss = -joint(x, c).sum() / c.sum()
             loss.backward()
             opt.step()
             rows += len(x)

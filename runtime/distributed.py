@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .stream import Comm, encode_file, fit_stream
+from .options import FitOptions, add_arguments, from_arguments
+from .sources import Comm
 
 
 def _device(device: str) -> str:
@@ -41,7 +42,7 @@ def _device(device: str) -> str:
     return device
 
 
-def init(device: str = "cpu") -> Comm:
+def join(device: str = "cpu") -> Comm:
     """Join the process group from torchrun's environment; returns this process's place."""
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if device.startswith("cuda"):
@@ -51,56 +52,48 @@ def init(device: str = "cpu") -> Comm:
     return Comm(dist.get_rank(), dist.get_world_size())
 
 
-def prepare(data, options: dict, cache_dir=None, quiet: bool = True):
-    """Encode the store once per machine: local rank 0 first, then the rest open it."""
-    local = int(os.environ.get("LOCAL_RANK", 0))
+def encode_once(model, data, options: FitOptions, quiet: bool = True):
+    """The encoded store of ``data`` for ``model``: encoded by this process if it is the
+    first on its machine (or alone), opened by the others after a barrier."""
+    from .contract import resolve_model
+    from .store import Store, encode_file
+
+    if isinstance(data, Store):
+        return data
+    cls, _, _ = resolve_model(model)
+    data_options = {
+        "alphabet": cls.alphabet,
+        "length": cls.sequence_length,
+        "seed": options.seed,
+        **options.data_options,
+    }
+    together = dist.is_initialized()
+    local = int(os.environ.get("LOCAL_RANK", 0)) if together else 0
     if local == 0:
-        store = encode_file(data, cache_dir=cache_dir, quiet=quiet, **options)
-    dist.barrier()
+        store = encode_file(data, cache_dir=options.cache_dir, quiet=quiet, **data_options)
+    if together:
+        dist.barrier()
     if local != 0:
-        store = encode_file(data, cache_dir=cache_dir, quiet=True, **options)
+        store = encode_file(data, cache_dir=options.cache_dir, quiet=True, **data_options)
     return store
 
 
-def run(
-    model,
-    data,
-    *,
-    report=None,
-    device="cpu",
-    cache_dir=None,
-    quiet=False,
-    plots=True,
-    data_options=None,
-    result_json=None,
-    **fit_options,
-):
-    """The body of one process: join, encode, fit; rank 0 saves the report (if ``report``)
-    and a JSON of the parameters and metrics (if ``result_json``)."""
-    from .fit import resolve_model
+def run(model, data, options: FitOptions, *, report=None, plots: bool = True):
+    """The body of one process: join, open the store, fit its share; rank 0 writes the
+    report to ``report`` (if given). Returns this process's FitResult."""
+    from .fit import fit_in_process
 
-    comm = init(device)
+    comm = join(options.device)
     try:
-        cls, _, _ = resolve_model(model)
-        options = dict(data_options or {})
-        options.setdefault("alphabet", cls.alphabet)
-        options.setdefault("length", cls.sequence_length)
-        options.setdefault("seed", fit_options.get("seed", 0))
-        store = prepare(data, options, cache_dir, quiet or comm.rank != 0)
-        result = fit_stream(
-            model,
-            store,
-            device=_device(device),
-            comm=comm,
-            quiet=quiet or comm.rank != 0,
-            **fit_options,
+        store = encode_once(model, data, options, quiet=options.quiet or comm.rank != 0)
+        mine = options.replace(
+            device=_device(options.device), quiet=options.quiet or comm.rank != 0
         )
+        result = fit_in_process(model, store, mine, path="stream", comm=comm)
         if comm.rank == 0:
             result.data_path = str(data)
             if report is not None:
                 result.save(report, plots=plots)
-            if result_json is not None:
-                Path(result_json).write_text(json.dumps(_brief(result)))
         # Leave together: a rank that tears gloo down while rank 0 is still writing
         # can abort its peer ("terminate called without an active exception").
         dist.barrier()
@@ -109,23 +102,14 @@ def run(
         dist.destroy_process_group()
 
 
-def _brief(result) -> dict:
-    return {
-        "metrics": result.metrics,
-        "params": {k: v.tolist() for k, v in result.params().items()},
-        "history": result.history,
-        "steps": result.epochs,
-        "wall_seconds": result.wall_seconds,
-    }
-
-
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for the process group's rendezvous."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _spawned(rank: int, world: int, port: int, args: tuple, kwargs: dict) -> None:
+def _spawned(rank: int, world: int, port: int, args: tuple, report: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -134,32 +118,35 @@ def _spawned(rank: int, world: int, port: int, args: tuple, kwargs: dict) -> Non
         LOCAL_RANK=str(rank),
         LOCAL_WORLD_SIZE=str(world),
     )
-    run(*args, **kwargs)
+    run(*args, report=report, plots=False)
 
 
-def spawn_fit(model, data, nprocs: int = 2, **kwargs) -> dict:
-    """Fit with ``nprocs`` local processes (gloo on 127.0.0.1, or NCCL with
-    ``device="cuda"``); returns rank 0's parameters, metrics and history as a dict.
+def spawn_fit(model, data, options: FitOptions | dict | None = None, **kwargs):
+    """Fit with ``options.processes`` local processes (gloo on 127.0.0.1, or NCCL with
+    ``device="cuda"``); returns rank 0's fit as a :class:`~bpm.runtime.result.FitResult`.
 
-    The store is encoded here first, so the processes only open it.
+    The store is encoded here first, so the processes only open it; rank 0 saves its
+    fit to a temporary directory, read back here.
     """
     import torch.multiprocessing as mp
 
-    from .fit import resolve_model
+    from .report import load_fit
 
-    cls, _, _ = resolve_model(model)
-    options = dict(kwargs.get("data_options") or {})
-    options.setdefault("alphabet", cls.alphabet)
-    options.setdefault("length", cls.sequence_length)
-    options.setdefault("seed", kwargs.get("seed", 0))
-    encode_file(
-        data, cache_dir=kwargs.get("cache_dir"), quiet=kwargs.get("quiet", False), **options
-    )
+    options = FitOptions.build(options, **kwargs)
+    if options.processes < 2:
+        options = options.replace(processes=2)
+    store = encode_once(model, data, options, quiet=options.quiet)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        kwargs = dict(kwargs, result_json=str(out))
-        mp.spawn(_spawned, args=(nprocs, free_port(), (model, data), kwargs), nprocs=nprocs)
-        return json.loads(out.read_text())
+        saved = Path(tmp) / "fit"
+        args = (model, store, options.replace(mode="distributed"))
+        mp.spawn(
+            _spawned,
+            args=(options.processes, free_port(), args, str(saved)),
+            nprocs=options.processes,
+        )
+        result = load_fit(saved)
+    result.data_path = str(data)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,38 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("model")
     p.add_argument("data")
-    p.add_argument("-o", "--output", help="report directory (written by rank 0)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, default=8192, help="rows per step, all ranks")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--threads", type=int, default=1, help="CPU threads per process")
-    p.add_argument("--cache-dir", help="where to keep the encoded store")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("-o", "--output", dest="report", help="report directory (written by rank 0)")
     p.add_argument("--no-plots", dest="plots", action="store_false")
+    add_arguments(p)
     a = p.parse_args(argv)
     from bpm.compiler.errors import BpmError
 
     try:
-        result = run(
-            a.model,
-            a.data,
-            report=a.output,
-            device=a.device,
-            cache_dir=a.cache_dir,
-            quiet=a.quiet,
-            plots=a.plots,
-            seed=a.seed,
-            epochs=a.epochs,
-            batch_size=a.batch_size,
-            lr=a.lr,
-            threads=a.threads,
-        )
+        options = from_arguments(a).replace(mode="distributed")
+        result = run(a.model, a.data, options, report=a.report, plots=a.plots)
     except BpmError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if int(os.environ.get("RANK", 0)) == 0 and a.output is None:
+    if int(os.environ.get("RANK", 0)) == 0 and a.report is None:
         sys.stdout.write(json.dumps(result.metrics, indent=2) + "\n")
     return 0
 

@@ -203,6 +203,34 @@ class OrdinalMeasurement(nn.Module):
         """``p(bin | t)``, shape ``[N, n_bins]``; each row sums to 1."""
         return self.log_probs(t).exp()
 
+    # The measurement-process interface of the training core (bpm.runtime.train).
+
+    def log_likelihood(self, t: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of each row's reads given its ``t`` (nats, the multinomial
+        coefficient left out), shape ``[N]``."""
+        return (counts * self.log_probs(t)).sum(1)
+
+    @staticmethod
+    def weight(counts: torch.Tensor) -> torch.Tensor:
+        """What the likelihood is reported per: reads, shape ``[N]``."""
+        return counts.sum(1)
+
+    @staticmethod
+    def totals(counts: torch.Tensor) -> torch.Tensor:
+        """Reads per bin, summed over rows (their entropy is H[bin] of I_var)."""
+        return counts.sum(0)
+
+    @property
+    def n_totals(self) -> int:
+        return self.n_bins
+
+    def start_on(self, counts: torch.Tensor) -> None:
+        """Cutpoints from the reads' cumulative bin fractions; the link's tanh units off
+        until the first re-standardizing (the link starts linear)."""
+        self.set_cutpoints(torch.cumsum(counts, 0) / counts.sum())
+        with torch.no_grad():
+            self.raw_out.fill_(-20.0)
+
 
 def nll_bits(log_probs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood per read, in bits (counts-weighted cross entropy)."""

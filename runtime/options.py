@@ -1,0 +1,278 @@
+"""The one options record of a fit: every knob once, with one default and one meaning.
+
+``bpm.runtime.fit``, the ``bpm fit`` command, ``torchrun -m bpm.runtime.distributed``,
+``profile`` and the streaming path all build a :class:`FitOptions`. An option that the
+chosen execution path does not use is reported (``FitOptions.notes``), never dropped in
+silence; a name that is no option is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from bpm.compiler.errors import BpmError
+
+MODES = ("auto", "full", "stream", "distributed")
+#: Options that only the full-batch path uses, and those only minibatches use.
+FULL_ONLY = ("polish",)
+STREAM_ONLY = ("batch_size", "block_rows", "epochs", "val_rows", "cache_dir")
+
+
+@dataclass
+class FitOptions:
+    """How to fit. Defaults are the ones ``bpm fit`` uses.
+
+    Execution
+        ``mode``: ``auto`` (full batch in memory, minibatches streamed from a
+        memory-mapped store for files over ``BPM_STREAM_THRESHOLD_BYTES``, 100 MB),
+        ``full``, ``stream`` or ``distributed`` (``processes`` local processes with
+        DistributedDataParallel over the streamed store). ``device``: ``cpu`` or
+        ``cuda``. ``threads``: CPU threads per process (None: torch's default).
+        ``seed``: the fit's seed (same seed, same fit). ``quiet``: no progress.
+
+    The model
+        ``output``: the model output that is measured (default: ``t``, else the only
+        one). ``init``: starting values in natural units, by ``.bpm`` name, over what the
+        model file says. ``fix``: names held at their starting values. ``from_data``:
+        start site matrices from each letter's mean bin (``spread`` kT a position,
+        ``consensus_energy`` kT for the consensus sequence, by site name). ``pin``:
+        hold each matrix's consensus letters (gauge-redundant with the offset) in the
+        Adam stage.
+
+    The measurement process
+        ``hidden``: tanh units in the monotone link. ``transform``: ``log`` (the link
+        reads ``log(t + floor)``), ``identity``, or ``auto`` (log when every starting
+        ``t`` is positive).
+
+    The optimizer
+        Adam with a one-cycle schedule peaking at ``lr``, ``steps`` optimizer steps long
+        (None: 200 full-batch steps; minibatches: ``epochs`` passes, by default enough
+        for 600 steps, at least 3 and at most 200 epochs). The validation NLL is checked
+        every ``eval_every`` steps (None: 10 full batch; minibatches 200, at most one
+        epoch) and the fit stops after ``patience`` checks without improvement once
+        the measurement is re-standardized (at ``restandardize_at`` of the schedule); the
+        best state is kept. Then at most ``polish`` L-BFGS iterations in float64 on the
+        full batch (0: none; full batch only).
+
+    Minibatches (``stream``, ``distributed``)
+        ``batch_size`` rows a step in blocks of ``block_rows`` contiguous rows;
+        validation on the first ``val_rows`` validation rows; ``cache_dir`` for the
+        encoded store (default: beside the data file).
+
+    The data
+        ``data_options``: columns and split, passed to
+        :func:`bpm.runtime.data.read_dataset` (``sequence_column``, ``count_columns``,
+        ``count_prefix``, ``split_column``, ``split_fractions``).
+    """
+
+    mode: str = "auto"
+    processes: int = 1
+    device: str = "cpu"
+    threads: int | None = 1
+    seed: int = 0
+    quiet: bool = False
+    output: str | None = None
+    init: Mapping[str, float] = field(default_factory=dict)
+    fix: tuple[str, ...] = ()
+    from_data: bool = False
+    spread: float = 0.5
+    consensus_energy: Mapping[str, float] | None = None
+    pin: bool = True
+    hidden: int = 8
+    transform: str = "auto"
+    steps: int | None = None
+    lr: float = 0.07
+    eval_every: int | None = None
+    patience: int = 6
+    restandardize_at: float = 0.25
+    polish: int = 200
+    batch_size: int = 8192
+    block_rows: int = 512
+    epochs: int | None = None
+    val_rows: int = 100_000
+    cache_dir: str | None = None
+    data_options: Mapping = field(default_factory=dict)
+    #: options set by the caller (not defaults): what ``notes`` checks
+    given: frozenset = field(default=frozenset(), repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise BpmError(f"mode must be one of {list(MODES)}, not {self.mode!r}")
+        if self.processes < 1:
+            raise BpmError(f"processes must be at least 1, not {self.processes}")
+        if self.processes > 1 and self.mode in ("auto", "stream"):
+            self.mode = "distributed"
+        if self.mode == "distributed" and self.processes < 2 and "processes" in self.given:
+            raise BpmError("mode 'distributed' needs processes >= 2")
+        if self.transform not in ("auto", "log", "identity"):
+            raise BpmError(f"transform must be auto, log or identity, not {self.transform!r}")
+        for name in ("steps", "eval_every", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BpmError(f"{name} must be at least 1, not {value}")
+        for name in ("patience", "batch_size", "block_rows", "val_rows", "hidden"):
+            if getattr(self, name) < (0 if name == "hidden" else 1):
+                raise BpmError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.polish < 0 or self.lr <= 0 or not 0 <= self.restandardize_at < 1:
+            raise BpmError("polish must be >= 0, lr > 0 and 0 <= restandardize_at < 1")
+        self.fix = tuple(self.fix or ())
+        self.init = dict(self.init or {})
+        self.data_options = dict(self.data_options or {})
+
+    @classmethod
+    def build(cls, options: FitOptions | Mapping | None = None, **kwargs) -> FitOptions:
+        """A record from another record or a mapping, updated by keyword arguments
+        (the keyword arguments of ``fit()``); unknown names are an error."""
+        base = {}
+        given = set()
+        if isinstance(options, FitOptions):
+            base = {f.name: getattr(options, f.name) for f in fields(cls) if f.name != "given"}
+            given |= set(options.given)
+        elif options is not None:
+            base = dict(options)
+        names = {f.name for f in fields(cls)} - {"given"}
+        new = {**{k: v for k, v in base.items() if k in names}, **kwargs}
+        unknown = sorted((set(base) | set(kwargs)) - names)
+        if unknown:
+            raise BpmError(f"unknown fit option(s) {unknown}; the options are {sorted(names)}")
+        given |= set(kwargs) | (set(base) if not isinstance(options, FitOptions) else set())
+        return cls(**new, given=frozenset(given))
+
+    def replace(self, **changes) -> FitOptions:
+        """A copy with ``changes`` applied (and counted as given)."""
+        return dataclasses.replace(self, **changes, given=self.given | set(changes))
+
+    def notes(self, path: str) -> list[str]:
+        """What the caller set that ``path`` (``full`` or ``stream``) does not use."""
+        unused = STREAM_ONLY if path == "full" else FULL_ONLY
+        label = "full-batch" if path == "full" else "minibatch"
+        return [
+            f"option {name}={getattr(self, name)!r} does not apply to a {label} fit; ignored"
+            for name in unused
+            if name in self.given and getattr(self, name) != _default(name)
+        ]
+
+
+def _default(name: str):
+    f = FitOptions.__dataclass_fields__[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fit options as command-line flags (``bpm fit`` and ``bpm.runtime.distributed``).
+
+    Every flag defaults to None (not given), so the record's defaults stay the only ones.
+    """
+    add = parser.add_argument
+    add("--seed", type=int, help="the fit's seed (default 0)")
+    add("--device", help="cpu (default) or cuda")
+    add("--threads", type=int, help="CPU threads per process (default 1)")
+    add("--steps", type=int, help="Adam steps (default 200 full batch; minibatch: by epochs)")
+    add("--lr", type=float, help="peak learning rate (default 0.07)")
+    add("--patience", type=int, help="stop after this many checks without improvement (6)")
+    add("--eval-every", type=int, help="steps between validation checks (default 10 / 200)")
+    add("--polish", type=int, help="most L-BFGS iterations after Adam (default 200; 0: none)")
+    add("--hidden", type=int, help="tanh units in the measurement link (default 8)")
+    add("--model-output", dest="output", help="the model output to fit (default: t)")
+    add(
+        "--init",
+        action="append",
+        metavar="NAME=VALUE",
+        help="starting value of a parameter in natural units (repeatable)",
+    )
+    add(
+        "--fix",
+        action="append",
+        metavar="NAME",
+        help="hold a parameter at its starting value (repeatable; with --init: a profile)",
+    )
+    add(
+        "--stream",
+        action="store_true",
+        default=None,
+        help="minibatches from a memory-mapped encoded store (automatic for big files)",
+    )
+    add(
+        "--distributed",
+        type=int,
+        metavar="N",
+        dest="processes",
+        help="N local processes with DistributedDataParallel (implies --stream)",
+    )
+    add("--batch-size", type=int, help="rows per minibatch step (default 8192)")
+    add("--epochs", type=int, help="passes over the training rows (minibatches)")
+    add("--cache-dir", help="where to keep the encoded store (default: beside DATA)")
+    add("--quiet", action="store_true", default=None, help="no progress bar")
+    add("--sequence-column", help="the sequence column (default x)")
+    add("--counts", help="count columns in bin order, comma-separated (default ct_0, ct_1, ...)")
+    add("--count-prefix", help="prefix of the count columns (default ct_)")
+    add(
+        "--split-column",
+        help="column with training/validation/test (default set; absent: random 60/20/20)",
+    )
+
+
+def from_arguments(args: argparse.Namespace) -> FitOptions:
+    """The :class:`FitOptions` of parsed :func:`add_arguments` flags (only those given)."""
+    values = {}
+    for name in (
+        "seed",
+        "device",
+        "threads",
+        "steps",
+        "lr",
+        "patience",
+        "eval_every",
+        "polish",
+        "hidden",
+        "output",
+        "processes",
+        "batch_size",
+        "epochs",
+        "cache_dir",
+        "quiet",
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    if getattr(args, "stream", None):
+        values.setdefault("mode", "stream")
+    if values.get("processes") in (0, 1):
+        values.pop("processes")
+    if getattr(args, "init", None):
+        values["init"] = parse_init(args.init)
+    if getattr(args, "fix", None):
+        values["fix"] = tuple(args.fix)
+    data = {}
+    for flag, key in (
+        ("sequence_column", "sequence_column"),
+        ("count_prefix", "count_prefix"),
+        ("split_column", "split_column"),
+    ):
+        if getattr(args, flag, None) is not None:
+            data[key] = getattr(args, flag)
+    if getattr(args, "counts", None) is not None:
+        data["count_columns"] = [c.strip() for c in args.counts.split(",") if c.strip()]
+    if data:
+        values["data_options"] = data
+    return FitOptions.build(**values)
+
+
+def parse_init(pairs) -> dict[str, float]:
+    """``["G_I=-3", ...]`` as ``{"G_I": -3.0}``; a clear error for anything else."""
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise BpmError(f"--init expects NAME=NUMBER, not '{pair}'")
+    return out

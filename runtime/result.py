@@ -1,0 +1,92 @@
+"""The record a fit returns: the fitted module, its measurement process, how it went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from bpm.compiler.errors import BpmError
+
+from . import contract
+
+
+@dataclass
+class FitResult:
+    """A fitted module, its measurement process, and how the fit went.
+
+    ``module``: the generated module with the fitted parameters; ``measurement``: the
+    fitted measurement process; ``output``: the model output that was measured.
+    ``metrics``: ``{split: {"nll": bits per read, "I_var_bits": H[bin] - NLL}}`` for
+    ``training``, ``validation`` and ``test``. ``history``: one dict per validation
+    check (``step``, ``train_nll``, ``val_nll`` in bits per read, their I_var, ``stage``).
+    ``steps``: optimizer iterations run, all stages together. ``stages``: each
+    optimizer stage's name, iterations and why it stopped. ``wall_seconds``: the fit's
+    time. ``seed``: its seed. ``data_summary``: what reading the data found and set
+    aside. ``sizes``: sequences per split. ``source``: the generated module's text.
+    ``notes``: what the fit said about options it could not use. ``dataset``: the data
+    in memory (None for a streamed or reloaded fit). ``profile``: rows of a profile
+    likelihood. ``uncertainty``: the analysis of :meth:`analyze_uncertainty`.
+    """
+
+    module: nn.Module
+    measurement: nn.Module
+    output: str
+    metrics: dict
+    history: list[dict]
+    steps: int
+    wall_seconds: float
+    seed: int
+    data_summary: dict
+    sizes: dict
+    source: str = ""
+    model_path: str = ""
+    data_path: str = ""
+    stages: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    dataset: object | None = field(default=None, repr=False)
+    profile: list = field(default_factory=list)
+    uncertainty: object | None = field(default=None, repr=False)
+
+    @property
+    def kT_kcal_per_mol(self) -> float:
+        return contract.kT_kcal_per_mol(self.module)
+
+    def t(self, sequences) -> torch.Tensor:
+        """The measured model output for sequences (strings or codes), shape ``[N]``."""
+        x = contract.as_codes(self.module, sequences)
+        with torch.no_grad():
+            return contract.select_output(self.module(x), self.output)
+
+    def predict(self, sequences) -> pd.DataFrame:
+        """``t``, every state's probability and the most likely bin for each sequence."""
+        from .predict import predictions
+
+        return predictions(self, sequences)
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """The module's parameters in natural units (kT for energies), by ``.bpm`` name."""
+        return self.module.get_params()
+
+    def analyze_uncertainty(self):
+        """Standard errors and unidentified parameter combinations at this optimum.
+
+        Uses the training reads (the Hessian of their total NLL, measurement process
+        profiled out); the result is kept on ``self.uncertainty`` and reported by
+        :meth:`save`. See :func:`bpm.runtime.uncertainty.analyze`.
+        """
+        from .uncertainty import analyze
+
+        if self.dataset is None:
+            raise BpmError("this fit keeps no data to analyze (a streamed or reloaded fit)")
+        self.uncertainty = analyze(self.module, self.measurement, self.dataset.subset("training"))
+        return self.uncertainty
+
+    def save(self, directory: str | Path, plots: bool = True) -> Path:
+        """Write summary.json, params/, model.py, model.pt and plots/ into ``directory``."""
+        from .report import write_report
+
+        return write_report(self, Path(directory), plots=plots)

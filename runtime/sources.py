@@ -1,0 +1,221 @@
+"""Where the training core's batches come from: the whole training split in memory, or
+minibatches of row blocks read from a memory-mapped store, shared among processes.
+
+A source is an iterable of :class:`Batch` (one per optimizer step) with ``entropy_bits``
+(of the training reads' bin distribution, for I_var) and ``sample`` (codes of up to
+20,000 training rows, for starting values and re-standardizing the measurement).
+Evaluation reads splits as chunks (:func:`tensor_chunks`, :func:`store_chunks`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bpm.compiler.errors import BpmError
+
+#: Rows of the sample that starting values and re-standardizing look at.
+SAMPLE_ROWS = 20_000
+#: Rows per chunk when a split is evaluated from a store.
+EVAL_CHUNK = 65_536
+
+
+@dataclass
+class Batch:
+    """One step's rows: codes ``x`` ``[n, L]``, observations ``obs`` ``[n, B]`` and ``norm``,
+    the number the summed negative log-likelihood is divided by (all the step's reads,
+    over every process), so that any number of processes takes the same step."""
+
+    x: torch.Tensor
+    obs: torch.Tensor
+    norm: float
+    epoch: float | None = None
+
+
+@dataclass
+class Comm:
+    """Where this process sits among the training processes (1 of 1 when alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    def sum(self, values: list[float], device) -> list[float]:
+        """``values`` summed over every process (unchanged when alone)."""
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+
+def entropy_bits(totals) -> float:
+    """Entropy in bits of the bin distribution with reads ``totals`` per bin."""
+    p = np.asarray(totals, dtype=float)
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def pad_rows(x: torch.Tensor, counts: torch.Tensor, multiple: int = 64):
+    """The batch padded to a multiple of 64 rows with read-less copies of row 0.
+
+    Rows without reads add nothing to the likelihood or its gradient; with a multiple
+    of 64 rows the generated modules' gather shares each row among 64 sequences, and a
+    full-batch step on the lac data is about a fifth faster.
+    """
+    extra = (-len(x)) % multiple
+    if extra == 0 or len(x) == 0:
+        return x, counts
+    return (
+        torch.cat([x, x[:1].expand(extra, -1)]),
+        torch.cat([counts, counts.new_zeros(extra, counts.shape[1])]),
+    )
+
+
+class FullBatch:
+    """The whole training split, the same batch at every step, ``steps`` steps (None:
+    without end; the stage's own limits stop it)."""
+
+    def __init__(self, x: torch.Tensor, obs: torch.Tensor, steps: int | None):
+        self.x, self.obs = pad_rows(x, obs)
+        self.steps = steps
+        self.norm = float(obs.sum())
+        self.entropy_bits = entropy_bits(obs.sum(0).double().cpu().numpy())
+        self.sample = x
+
+    def __iter__(self) -> Iterator[Batch]:
+        counter = itertools.count() if self.steps is None else range(self.steps)
+        for _ in counter:
+            yield Batch(self.x, self.obs, self.norm)
+
+    def cast(self, dtype: torch.dtype) -> FullBatch:
+        """The same batch with observations in ``dtype`` (float64 for the L-BFGS stage)."""
+        out = FullBatch.__new__(FullBatch)
+        out.__dict__.update(self.__dict__, obs=self.obs.to(dtype))
+        return out
+
+
+def blocks_of_epoch(n_rows: int, block_rows: int, blocks_per_batch: int, seed: int, epoch: int):
+    """The epoch's batches as lists of ``(start, stop)`` row blocks; the same on every rank.
+
+    Blocks of ``block_rows`` contiguous rows, shuffled by ``(seed, epoch)``; the blocks
+    left over after the last full batch wait for a later epoch's shuffle.
+    """
+    starts = np.arange(0, n_rows, block_rows)
+    rng = np.random.default_rng([seed, epoch])
+    starts = starts[rng.permutation(len(starts))]
+    for b in range(len(starts) // blocks_per_batch):
+        chosen = sorted(starts[b * blocks_per_batch : (b + 1) * blocks_per_batch].tolist())
+        yield [(s, min(s + block_rows, n_rows)) for s in chosen]
+
+
+def read_blocks(store, offset: int, blocks, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``offset + a .. offset + b`` of every block of a store, as tensors."""
+    x = np.concatenate([store.codes[offset + a : offset + b] for a, b in blocks])
+    c = np.concatenate([store.counts[offset + a : offset + b] for a, b in blocks])
+    return (
+        torch.from_numpy(x.astype(np.int64)).to(device),
+        torch.from_numpy(c.astype(np.float32)).to(device),
+    )
+
+
+class Minibatches:
+    """Minibatches of shuffled row blocks from a store's training rows.
+
+    ``batch_size`` rows a step (rounded to whole blocks of ``block_rows``, and to a
+    multiple of the processes); ``epochs`` passes (None: enough for ``min_steps`` steps,
+    at least 3, at most 200), cut at ``max_steps``. Each process reads only its share
+    of every batch's blocks.
+    """
+
+    def __init__(
+        self,
+        store,
+        *,
+        batch_size: int,
+        block_rows: int,
+        epochs: int | None,
+        max_steps: int | None,
+        seed: int,
+        comm: Comm,
+        device,
+        min_steps: int = 600,
+    ):
+        self.store, self.seed, self.comm, self.device = store, seed, comm, device
+        self.start, stop = store.ranges["training"]
+        self.n_rows = stop - self.start
+        self.block_rows = block_rows
+        n_blocks = math.ceil(self.n_rows / block_rows)
+        per_batch = max(1, min(batch_size // block_rows, n_blocks))
+        self.per_batch = max(comm.world, per_batch - per_batch % comm.world)
+        if n_blocks < self.per_batch:
+            raise BpmError(
+                f"{self.n_rows} training rows make {n_blocks} blocks of {block_rows}; "
+                f"{comm.world} processes need at least {self.per_batch}"
+            )
+        self.steps_per_epoch = n_blocks // self.per_batch
+        if epochs is None:
+            epochs = min(200, max(3, math.ceil(min_steps / self.steps_per_epoch)))
+        self.epochs = epochs
+        self.steps = epochs * self.steps_per_epoch
+        if max_steps is not None:
+            self.steps = min(self.steps, max_steps)
+        totals = np.zeros(store.n_bins)
+        for a in range(self.start, stop, 1 << 20):
+            totals += store.counts[a : min(a + (1 << 20), stop)].sum(0, dtype=np.int64)
+        self.bin_totals = totals
+        self.mean_reads = float(totals.sum()) / self.n_rows
+        self.entropy_bits = entropy_bits(totals)
+        rows = min(self.n_rows, SAMPLE_ROWS)
+        self.sample_codes = np.asarray(store.codes[self.start : self.start + rows])
+        self.sample_counts = np.asarray(store.counts[self.start : self.start + rows])
+        self.sample = torch.from_numpy(self.sample_codes.astype(np.int64)).to(device)
+        self.epoch_rows: list[int] = []  # training rows stepped on in each epoch
+        self.epoch_seconds: list[float] = []  # wall time of each epoch, checks included
+
+    def __iter__(self) -> Iterator[Batch]:
+        step, seen = 0, 0
+        for epoch in range(self.epochs):
+            if step >= self.steps:
+                return
+            self.epoch_rows.append(0)
+            self.epoch_seconds.append(0.0)
+            started = time.perf_counter()
+            try:
+                for blocks in blocks_of_epoch(
+                    self.n_rows, self.block_rows, self.per_batch, self.seed, epoch
+                ):
+                    if step >= self.steps:
+                        return
+                    step += 1
+                    rows = sum(b - a for a, b in blocks)
+                    seen += rows
+                    self.epoch_rows[-1] += rows
+                    mine = blocks[self.comm.rank :: self.comm.world]
+                    x, c = read_blocks(self.store, self.start, mine, self.device)
+                    norm = self.mean_reads * rows / self.comm.world
+                    yield Batch(x, c, norm, epoch=epoch + (seen % self.n_rows) / self.n_rows)
+            finally:
+                self.epoch_seconds[-1] = time.perf_counter() - started
+
+
+def tensor_chunks(x: torch.Tensor, obs: torch.Tensor):
+    """A split held in memory as evaluation chunks (one chunk)."""
+    return [(x, obs)] if len(x) else []
+
+
+def store_chunks(store, split: str, device, comm: Comm, limit: int | None = None):
+    """This process's share of a store split's evaluation chunks (its first ``limit`` rows)."""
+    start, stop = store.ranges[split]
+    if limit is not None:
+        stop = min(stop, start + limit)
+    for k, a in enumerate(range(start, stop, EVAL_CHUNK)):
+        if k % comm.world == comm.rank:
+            yield read_blocks(store, 0, [(a, min(a + EVAL_CHUNK, stop))], device)
