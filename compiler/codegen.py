@@ -35,7 +35,6 @@ from .codegen_kinetic import check_rates, write_transitions_table
 from .codegen_layout import ParameterSlot, parameter_slots
 from .codegen_verbatim import paste_method
 from .codegen_writer import ModulePrinter, Writer
-from .kinetic import DEFAULT_TREE_BUDGET
 
 # show.py reads the slots under their old private name until it switches to parameter_slots.
 _storage = parameter_slots
@@ -55,51 +54,26 @@ def generate(
     model: ir.Model,
     derivation: symbolic.Derivation | None,
     source_name: str,
-    tree_budget: float | None = DEFAULT_TREE_BUDGET,
+    *,
+    tree_budget: float | None = None,
 ) -> str:
     """The text of the generated module for ``model`` (read from ``source_name``).
 
-    ``derivation`` supplies the closed forms for the docstrings; it may be ``None``
-    for a kinetic model above the tree budget, whose module solves for the steady
-    state numerically (so does one with more trees than ``tree_budget``; ``None``:
-    no limit).
+    ``derivation`` (:func:`bpm.compiler.pipeline.closed_forms`) supplies the closed
+    forms for the docstrings and, for a kinetic model, the King-Altman trees the
+    module sums over. It is ``None`` for a kinetic model above the tree budget:
+    that module solves for the steady state numerically. ``tree_budget`` is
+    ignored (the derivation already reflects it); it is accepted while callers
+    drop it.
     """
+    del tree_budget
     c = Context(model, derivation, source_name)
     if model.kind == "kinetic":
         check_rates(c)
-        c.trees = _trees(model, tree_budget)
+        c.trees = None if derivation is None else derivation.trees
     text = _module(c)
     compile(text, f"<bpm module {model.name}>", "exec")
     return text
-
-
-def _trees(model: ir.Model, tree_budget: float | None):
-    from . import kinetic
-
-    counts = kinetic.count_all_trees(model)
-    if tree_budget is None or sum(counts.values()) <= tree_budget:
-        return kinetic.trees_into(model)
-    return None
-
-
-def closed_forms(
-    model: ir.Model, tree_budget: float | None = DEFAULT_TREE_BUDGET
-) -> symbolic.Derivation | None:
-    """The derivation ``generate`` wants: ``None`` for a kinetic scheme above the tree budget.
-
-    Above the budget the module solves for the steady state numerically, and the
-    closed form (a sum over every spanning tree) is too large to derive or print.
-    """
-    if model.kind == "thermodynamic":
-        from .thermodynamic import derive
-
-        return derive(model)
-    from . import kinetic
-
-    kinetic.check_steady_state(model)
-    if not kinetic.within_budget(model, tree_budget):
-        return None
-    return kinetic.derive(model, tree_budget)
 
 
 def _module(c: Context) -> str:

@@ -700,10 +700,23 @@ def test_printer_keeps_every_digit_and_maps_symbols():
 
 def test_closed_forms_is_none_above_the_budget():
     m = pipeline.to_ir(complete_scheme(6), "complete.bpm")
-    assert codegen.closed_forms(m) is None
-    assert codegen.closed_forms(model_ir("open_complex")).outputs["t"] is not None
+    assert pipeline.closed_forms(m) is None
+    assert pipeline.closed_forms(model_ir("open_complex")).outputs["t"] is not None
     text = codegen.generate(m, None, "complete.bpm")
     assert "torch.linalg.solve" in text and "TREES" not in text
+
+
+def test_trees_come_from_the_derivation():
+    m = pipeline.to_ir(TINY_KINETIC, "tiny.bpm")
+    d = pipeline.closed_forms(m)
+    namespace = {}
+    exec(compile(codegen.generate(m, d, "tiny.bpm"), "tiny", "exec"), namespace)  # noqa: S102
+    assert namespace["TREES"] == d.trees and sum(map(len, d.trees.values())) == 4
+    assert not any(
+        line.startswith(("from .kinetic", "from . import kinetic"))
+        for path in (ROOT / "compiler").glob("codegen*.py")
+        for line in path.read_text().splitlines()
+    )
 
 
 @st.composite
