@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bpm.compiler import load
-from bpm.compiler.errors import BpmDataError
+from bpm.compiler.errors import BpmDataError, BpmError
 from bpm.runtime.simulate import (
     decode,
     encode,
@@ -184,3 +184,57 @@ def test_a_model_without_a_sequence_is_refused():
 
     with pytest.raises(BpmError, match="no sequence"):
         simulate(ROOT / "models" / "michaelis_menten.bpm", n=10)
+
+
+# An output `a` declared before `t`: simulation, like fitting, must use `t`.
+A_BEFORE_T = """model a_before_t
+sequence x: dna[10]
+energy G = matrix(x[0:10])
+thermodynamic {
+    empty : 0
+    bound : G
+}
+output a = P(empty)
+output t = P(bound)
+"""
+
+
+def test_a_model_declaring_a_before_t_is_simulated_and_analyzed_on_t():
+    from bpm.runtime.measurement import OrdinalMeasurement
+    from bpm.runtime.uncertainty import hessian
+
+    cls = load(A_BEFORE_T)
+    table, truth = simulate(cls, n=1500, seed=4, mutation_rate=0.2)
+    on_t, _ = simulate(cls, n=1500, seed=4, mutation_rate=0.2, output="t")
+    on_a, truth_a = simulate(cls, n=1500, seed=4, mutation_rate=0.2, output="a")
+    assert truth.meta["output"] == "t" and truth_a.meta["output"] == "a"
+    pd.testing.assert_frame_equal(table, on_t)
+    assert not table.equals(on_a)  # P(empty) sorts the cells the other way round
+
+    module = cls().double()
+    module.set_params({k: torch.as_tensor(v) for k, v in truth.params.items()})
+    measurement = OrdinalMeasurement(10, hidden=0, floor=0.0).double()
+    codes = encode(table["x"], "ACGT")
+    counts = table.filter(like="ct_").to_numpy()
+    x, c = torch.as_tensor(codes).long(), torch.as_tensor(counts).double()
+
+    def plain(name):
+        def nll(m, q):
+            return -(c * q.log_probs(m(x)[name])).sum()
+
+        return hessian(module, measurement, nll=nll)[0]
+
+    analyzed = hessian(module, measurement, (codes, counts))[0]
+    scale = np.abs(plain("t")).max()
+    assert np.abs(analyzed - plain("t")).max() < 1e-8 * scale
+    assert np.abs(analyzed - plain("a")).max() > 1e-3 * scale
+    chosen = hessian(module, measurement, (codes, counts), output="a")[0]
+    assert np.abs(chosen - plain("a")).max() < 1e-8 * scale
+
+
+def test_several_outputs_and_none_named_t_must_be_chosen():
+    cls = load(A_BEFORE_T.replace("output t", "output b"))
+    with pytest.raises(BpmError, match="output="):
+        simulate(cls, n=100, seed=0)
+    _, truth = simulate(cls, n=100, seed=0, output="b")
+    assert truth.meta["output"] == "b"
