@@ -5,38 +5,38 @@ first) and optionally a split column. The default layout is MAVE-NN's (``x``,
 ``ct_0``..``ct_9``, ``set`` with ``training``/``validation``/``test``), the layout of
 the shipped ``data/lac_sortseq_kinney2010.csv.gz``.
 
-Nothing is dropped silently: bad rows raise :class:`BpmDataError` naming them, and rows
-that are set aside (no reads) or merged (duplicate sequences) are counted in
-``Dataset.summary``.
+The checks are public so that the in-memory reader (:func:`read_dataset`) and the
+chunked encoder (:func:`bpm.runtime.store.encode_file`) share them: each takes the data
+row its chunk starts at (``first_row``) and records bad rows in a :class:`RowProblems`,
+which names every bad row once, by its 0-based row in the whole table, and raises one
+:class:`BpmDataError` after the whole table is read. Nothing is dropped silently: rows
+that are set aside (no reads) or merged (duplicate sequences) are counted in the summary.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bpm.compiler.errors import BpmDataError
+from bpm.compiler.errors import BpmDataError, Diagnostic
 
 SPLITS = ("training", "validation", "test")
-_SPLIT_ALIASES = {
-    "training": "training",
-    "train": "training",
-    "validation": "validation",
-    "valid": "validation",
-    "val": "validation",
-    "dev": "validation",
-    "test": "test",
+# A split's code is its index in SPLITS. When one sequence appears under several splits it
+# goes to the most held-out one (the highest code), so that no sequence scored on
+# validation or test data is ever trained on.
+SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
+SPLIT_ALIASES = {
+    **{name: name for name in SPLITS},
+    **{"train": "training", "valid": "validation", "val": "validation", "dev": "validation"},
     "testing": "test",
 }
-# When one sequence appears under several splits, it goes to the most held-out one, so
-# that no sequence scored on validation or test data is ever trained on.
-_SPLIT_PRIORITY = {"training": 0, "validation": 1, "test": 2}
-_SHOW = 5  # rows named in an error message
+SHOWN = 5  # rows (and values) named in an error message
+_KEPT = 20  # distinct bad values kept per problem
 
 
 @dataclass
@@ -66,27 +66,23 @@ class Dataset:
     def subset(self, split: str) -> Dataset:
         """The rows of one split (``training``, ``validation`` or ``test``)."""
         keep = self.split == split
-        return Dataset(
-            self.sequences[keep],
-            self.codes[keep],
-            self.counts[keep],
-            self.split[keep],
-            self.alphabet,
-            self.bin_names,
-            self.summary,
-        )
+        rows = {k: getattr(self, k)[keep] for k in ("sequences", "codes", "counts", "split")}
+        return replace(self, **rows)
 
     def sizes(self) -> dict[str, int]:
         return {s: int((self.split == s).sum()) for s in SPLITS}
 
 
-def _rows(index: np.ndarray) -> str:
-    """``rows 3, 17, 42 and 5 more`` for an error message (0-based data rows)."""
-    index = np.asarray(index)
-    shown = ", ".join(str(int(i)) for i in index[:_SHOW])
-    more = f" and {len(index) - _SHOW} more" if len(index) > _SHOW else ""
-    word = "row" if len(index) == 1 else "rows"
-    return f"{len(index)} {word} ({shown}{more}; 0-based data rows, header excluded)"
+# ---------------------------------------------------------------- files
+
+
+def _separator(path: Path) -> str | None:
+    """None for Parquet, else the CSV separator (tab for .tsv/.tab/.txt, maybe compressed)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        return None
+    stem = [s for s in suffixes if s not in (".gz", ".bz2", ".xz", ".zip")]
+    return "\t" if stem and stem[-1] in (".tsv", ".tab", ".txt") else ","
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -94,82 +90,202 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise BpmDataError(f"data file not found: {path}")
-    suffixes = [s.lower() for s in path.suffixes]
     try:
-        if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        sep = _separator(path)
+        if sep is None:
             return pd.read_parquet(path)
-        stem = [s for s in suffixes if s not in (".gz", ".bz2", ".xz", ".zip")]
-        sep = "\t" if stem and stem[-1] in (".tsv", ".tab", ".txt") else ","
-        return pd.read_csv(path, sep=sep, dtype={}, keep_default_na=True)
-    except BpmDataError:
-        raise
+        return pd.read_csv(path, sep=sep, keep_default_na=True)
     except Exception as exc:  # pandas and pyarrow raise many kinds
         raise BpmDataError(f"cannot read {path}: {exc}") from exc
 
 
-def _count_columns(
-    df: pd.DataFrame, count_columns: Sequence[str] | None, count_prefix: str
+def read_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The table of :func:`read_table` in DataFrames of ``chunk_rows`` rows, in file order."""
+    path = Path(path)
+    if not path.exists():
+        raise BpmDataError(f"data file not found: {path}")
+    sep = _separator(path)
+    if sep is None:
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+        return
+    yield from pd.read_csv(path, sep=sep, chunksize=chunk_rows, keep_default_na=True)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def format_rows(rows: Sequence[int] | np.ndarray, first_row: int = 0, count: int | None = None):
+    """``3 rows (17, 42, 99; 0-based data rows, header excluded)`` for an error message.
+
+    ``rows`` index a chunk that starts at data row ``first_row`` of the table; ``count``
+    is how many bad rows there are in all (default ``len(rows)``); the first five are named.
+    """
+    rows = np.asarray(rows, dtype=np.int64)[:SHOWN] + first_row
+    count = len(rows) if count is None else count
+    shown = ", ".join(str(int(i)) for i in rows)
+    more = f" and {count - len(rows)} more" if count > len(rows) else ""
+    word = "row" if count == 1 else "rows"
+    return f"{count} {word} ({shown}{more}; 0-based data rows, header excluded)"
+
+
+@dataclass
+class _Found:
+    count: int = 0
+    rows: list[int] = field(default_factory=list)  # the first SHOWN, in the whole table
+    values: dict = field(default_factory=dict)  # distinct bad values, first seen first
+
+
+@dataclass
+class RowProblems:
+    """Bad rows found so far, by problem, over one table read whole or in chunks.
+
+    A check calls :meth:`add` for each problem it looks for, found or not, so that the
+    message lists problems in the order the checks run whichever chunk finds them first.
+    """
+
+    found: dict[tuple[str, str], _Found] = field(default_factory=dict)
+
+    def add(self, group: str, text: str, bad, first_row: int = 0, values=()) -> None:
+        """Record the rows where ``bad`` (a boolean array over a chunk) is true.
+
+        ``text`` says what is wrong, with ``{rows}`` for the rows and ``{values}`` for the
+        bad values seen (``values``, one per bad row, or any iterable of them).
+        """
+        found = self.found.setdefault((group, text), _Found())
+        rows = np.flatnonzero(bad)
+        found.count += len(rows)
+        found.rows.extend(int(r) + first_row for r in rows[: SHOWN - len(found.rows)])
+        for value in dict.fromkeys(values):
+            if len(found.values) >= _KEPT:
+                break
+            found.values.setdefault(value, None)
+
+    def __bool__(self) -> bool:
+        return any(f.count for f in self.found.values())
+
+    def error(self) -> BpmDataError | None:
+        """One error, a line per group (``bad read counts: ...``), or None if all is well."""
+        lines: dict[str, list[str]] = {}
+        for (group, text), found in self.found.items():
+            if found.count:
+                rows = format_rows(found.rows, count=found.count)
+                values = sorted(found.values)
+                lines.setdefault(group, []).append(text.format(rows=rows, values=values))
+        if not lines:
+            return None
+        messages = [f"{group}: " + "; ".join(parts) for group, parts in lines.items()]
+        return BpmDataError(messages[0], diagnostics=[Diagnostic(m) for m in messages])
+
+    def raise_if_any(self) -> None:
+        """Raise :meth:`error` if any row is bad."""
+        if (error := self.error()) is not None:
+            raise error
+
+
+def find_count_columns(
+    header: Sequence[str], count_columns: Sequence[str] | None, count_prefix: str
 ) -> list[str]:
+    """The count columns in bin order: ``count_columns`` (checked to exist), or every
+    ``<count_prefix><k>`` column of ``header`` sorted by ``k``."""
+    header = list(header)
     if count_columns is not None:
-        missing = [c for c in count_columns if c not in df.columns]
+        missing = [c for c in count_columns if c not in header]
         if missing:
-            raise BpmDataError(
-                f"count column(s) {missing} not in the table; columns are {list(df.columns)}"
-            )
+            raise BpmDataError(f"count column(s) {missing} not in the table; columns are {header}")
         return list(count_columns)
     pattern = re.compile(re.escape(count_prefix) + r"(\d+)$")
-    found = sorted(
-        (int(m.group(1)), c) for c in df.columns if (m := pattern.match(str(c))) is not None
-    )
+    found = sorted((int(m.group(1)), c) for c in header if (m := pattern.match(str(c))))
     if not found:
         raise BpmDataError(
             f"no count columns named '{count_prefix}<bin>' in the table; columns are "
-            f"{list(df.columns)} (name them with count_columns=[...] or --counts)"
+            f"{header} (name them with count_columns=[...] or --counts)"
         )
     return [c for _, c in found]
 
 
-def _check_counts(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Counts as int64[N, B]; missing, non-numeric, negative or fractional counts are errors."""
-    raw = df[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    problems = []
-    for what, bad in (
-        ("missing or non-numeric counts", ~np.isfinite(raw)),
-        ("negative counts", np.nan_to_num(raw) < 0),
-        ("fractional counts", np.nan_to_num(raw) != np.round(np.nan_to_num(raw))),
-    ):
-        rows = np.flatnonzero(bad.any(axis=1))
-        if len(rows):
-            problems.append(f"{what} in {_rows(rows)}")
-    if problems:
-        raise BpmDataError("bad read counts: " + "; ".join(problems))
-    return raw.astype(np.int64)
+def check_counts(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    problems: RowProblems,
+    first_row: int = 0,
+    max_count: int | None = None,
+) -> np.ndarray:
+    """The ``columns`` as ``int64[N, B]`` read counts (0 where bad); missing, non-numeric,
+    negative, fractional counts and counts over ``max_count`` are recorded in ``problems``."""
+    raw = frame[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(raw)
+    negative = finite & (raw < 0)
+    fractional = finite & ~negative & (raw != np.round(raw))
+    large = finite & (raw > max_count) if max_count is not None else np.zeros_like(finite)
+    group = "bad read counts"
+    problems.add(group, "missing or non-numeric counts in {rows}", (~finite).any(1), first_row)
+    problems.add(group, "negative counts in {rows}", negative.any(1), first_row)
+    problems.add(group, "fractional counts in {rows}", fractional.any(1), first_row)
+    if max_count is not None:
+        text = f"read counts over {max_count} in {{rows}}"
+        problems.add(group, text, large.any(1), first_row)
+    return np.where(~finite | negative | fractional | large, 0, raw).astype(np.int64)
 
 
-def _check_sequences(seqs: pd.Series, alphabet: str, length: int | None) -> np.ndarray:
-    """Sequences as upper-case strings; missing values, bad letters and bad lengths are errors."""
-    missing = np.flatnonzero(seqs.isna().to_numpy())
-    if len(missing):
-        raise BpmDataError(f"missing sequences in {_rows(missing)}")
-    seqs = seqs.astype(str).str.strip().str.upper()
-    lengths = seqs.str.len().to_numpy()
+def check_sequences(
+    values: pd.Series,
+    alphabet: str,
+    length: int | None,
+    problems: RowProblems,
+    first_row: int = 0,
+) -> tuple[np.ndarray, int]:
+    """Upper-case sequence strings and their length (``length``, or if None the most
+    common length in ``values``); missing values, bad letters and other lengths are
+    recorded in ``problems``."""
+    missing = values.isna().to_numpy()
+    seqs = np.where(missing, "", values.astype(str).str.strip().str.upper().to_numpy(object))
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     if length is None:
-        values, freq = np.unique(lengths, return_counts=True)
-        length = int(values[np.argmax(freq)])
-    problems = []
-    wrong = np.flatnonzero(lengths != length)
-    if len(wrong):
-        seen = sorted(set(int(n) for n in lengths[wrong]))[:_SHOW]
-        problems.append(f"{_rows(wrong)} not {length} letters long (lengths {seen})")
-    bad_letter = re.compile(f"[^{re.escape(alphabet)}]")
-    letters = seqs.str.contains(bad_letter).to_numpy()
-    bad = np.flatnonzero(letters)
-    if len(bad):
-        found = sorted(set("".join(seqs.iloc[bad[:50]].tolist())) - set(alphabet))
-        problems.append(f"letters {found} outside the alphabet '{alphabet}' in {_rows(bad)}")
-    if problems:
-        raise BpmDataError("bad sequences: " + "; ".join(problems))
-    return seqs.to_numpy(dtype=object)
+        found, freq = np.unique(lengths[~missing], return_counts=True)
+        length = int(found[np.argmax(freq)]) if len(found) else 0
+    wrong = ~missing & (lengths != length)
+    outside = re.compile(f"[^{re.escape(alphabet)}]")
+    letters = np.array([outside.search(s) is not None for s in seqs], dtype=bool)
+    group = "bad sequences"
+    problems.add(group, "missing sequences in {rows}", missing, first_row)
+    text = f"{{rows}} not {length} letters long (lengths {{values}})"
+    problems.add(group, text, wrong, first_row, lengths[wrong].tolist())
+    text = f"letters {{values}} outside the alphabet '{alphabet}' in {{rows}}"
+    seen = (c for c in dict.fromkeys("".join(seqs[letters])) if c not in alphabet)
+    problems.add(group, text, letters, first_row, seen)
+    return seqs, length
+
+
+def check_split(
+    values: pd.Series, column: str, problems: RowProblems, first_row: int = 0
+) -> np.ndarray:
+    """Split labels (any of :data:`SPLIT_ALIASES`, any case) as ``uint8`` codes (index
+    into :data:`SPLITS`, 0 where bad); other labels are recorded in ``problems``."""
+    raw = values.astype(str).str.strip().str.lower()
+    labels = raw.map(SPLIT_ALIASES)
+    bad = labels.isna().to_numpy()
+    text = f"split column '{column}' has values {{values}} in {{rows}}; "
+    text += f"expected one of {sorted(SPLIT_ALIASES)}"
+    problems.add("bad split labels", text, bad, first_row, raw[bad].tolist())
+    return labels.map(SPLIT_CODE).fillna(0).to_numpy(dtype=np.uint8)
+
+
+def random_split(n: int, fractions: Sequence[float], seed: int) -> tuple[np.ndarray, str]:
+    """A seeded random split of ``n`` rows (training/validation/test ``fractions``) as
+    ``uint8`` codes, and how it was drawn (``random 60/20/20 (seed 0)``)."""
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise BpmDataError(f"split fractions must be three numbers summing to 1, not {fractions}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    codes = np.full(n, SPLIT_CODE["test"], dtype=np.uint8)
+    codes[order[:n_train]] = SPLIT_CODE["training"]
+    codes[order[n_train : n_train + n_val]] = SPLIT_CODE["validation"]
+    pct = "/".join(f"{round(100 * f)}" for f in fractions)
+    return codes, f"random {pct} (seed {seed})"
 
 
 def encode(sequences: Sequence[str] | np.ndarray, alphabet: str = "ACGT") -> np.ndarray:
@@ -184,62 +300,47 @@ def encode(sequences: Sequence[str] | np.ndarray, alphabet: str = "ACGT") -> np.
     return table[raw].reshape(len(seqs), length)
 
 
-def _splits(
-    df: pd.DataFrame, split_column: str | None, fractions: Sequence[float], seed: int
-) -> tuple[np.ndarray, str]:
-    """Split labels from the column if there is one, else a seeded random split."""
-    if split_column is not None and split_column in df.columns:
-        raw = df[split_column].astype(str).str.strip().str.lower()
-        labels = raw.map(_SPLIT_ALIASES)
-        bad = np.flatnonzero(labels.isna().to_numpy())
-        if len(bad):
-            values = sorted(set(raw.iloc[bad[:50]]))
-            raise BpmDataError(
-                f"split column '{split_column}' has values {values} in {_rows(bad)}; "
-                f"expected one of {sorted(_SPLIT_ALIASES)}"
-            )
-        return labels.to_numpy(dtype=object), f"column '{split_column}'"
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise BpmDataError(f"split fractions must be three numbers summing to 1, not {fractions}")
-    n = len(df)
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(fractions[0] * n))
-    n_val = int(round(fractions[1] * n))
-    labels = np.empty(n, dtype=object)
-    labels[order[:n_train]] = "training"
-    labels[order[n_train : n_train + n_val]] = "validation"
-    labels[order[n_train + n_val :]] = "test"
-    pct = "/".join(f"{round(100 * f)}" for f in fractions)
-    return labels, f"random {pct} (seed {seed})"
+def check_header(header, name, sequence_column, count_columns, count_prefix, split_column):
+    """``(count columns, split column)`` of the table ``name`` whose columns are
+    ``header`` (the split column None if absent: draw a random split); a missing sequence
+    column or count column is an error (see :func:`read_dataset` for the options)."""
+    if sequence_column not in header:
+        raise BpmDataError(
+            f"no sequence column '{sequence_column}' in {name}; columns are {list(header)}"
+        )
+    columns = find_count_columns(header, count_columns, count_prefix)
+    return columns, split_column if split_column in header else None
 
 
-def _merge_duplicates(
-    seqs: np.ndarray, counts: np.ndarray, split: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """One row per sequence: counts summed, split the most held-out of its rows."""
-    uniq, inverse = np.unique(seqs.astype(str), return_inverse=True)
+def summarize(source, rows_read, reads, columns, set_aside, merged, conflicts, split, sizes):
+    """The data summary both readers report: rows read, reads, count columns, rows set
+    aside (no reads), rows merged into others, sequences seen under two splits, how the
+    split was made (``split``), and the rows of each split after merging (``sizes``)."""
+    summary = {"source": source, "rows_read": rows_read, "reads": reads, "bins": len(columns)}
+    summary.update(count_columns=list(columns), zero_read_rows_set_aside=set_aside)
+    summary.update(duplicate_rows_merged=merged, duplicate_split_conflicts=conflicts)
+    summary.update(sequences=sum(sizes.values()), split=split)
+    return summary | {f"n_{s}": sizes[s] for s in SPLITS}
+
+
+# ---------------------------------------------------------------- in memory
+
+
+def _merge_duplicates(seqs: np.ndarray, counts: np.ndarray, split: np.ndarray):
+    """One row per sequence, in first-seen order: counts summed, split the most held-out
+    code of its rows. Returns the three arrays, rows merged and split conflicts."""
+    uniq, first, inverse = np.unique(seqs.astype(str), return_index=True, return_inverse=True)
     if len(uniq) == len(seqs):
         return seqs, counts, split, 0, 0
     merged = np.zeros((len(uniq), counts.shape[1]), dtype=np.int64)
     np.add.at(merged, inverse, counts)
-    priority = np.array([_SPLIT_PRIORITY[s] for s in split])
-    best = np.full(len(uniq), -1)
-    np.maximum.at(best, inverse, priority)
-    lowest = np.full(len(uniq), 99)
-    np.minimum.at(lowest, inverse, priority)
-    names = np.array(SPLITS, dtype=object)
-    # Keep the first-seen order of sequences.
-    first = np.full(len(uniq), len(seqs))
-    np.minimum.at(first, inverse, np.arange(len(seqs)))
+    best = np.zeros(len(uniq), dtype=np.uint8)
+    np.maximum.at(best, inverse, split)
+    lowest = np.full(len(uniq), 255, dtype=np.uint8)
+    np.minimum.at(lowest, inverse, split)
     order = np.argsort(first, kind="stable")
-    n_conflicts = int((best != lowest).sum())
-    return (
-        uniq[order].astype(object),
-        merged[order],
-        names[best[order]],
-        len(seqs) - len(uniq),
-        n_conflicts,
-    )
+    conflicts = int((best != lowest).sum())
+    return uniq[order].astype(object), merged[order], best[order], len(seqs) - len(uniq), conflicts
 
 
 def read_dataset(
@@ -260,55 +361,36 @@ def read_dataset(
     already-read :class:`Dataset` (returned as is). Count columns are ``count_columns``
     in bin order, or every ``<count_prefix><k>`` column sorted by ``k``. Without a split
     column, a random split with ``split_fractions`` (training/validation/test) is drawn
-    from ``seed``.
+    from ``seed``. Without ``length``, sequences must have the most common length.
     """
     if isinstance(source, Dataset):
         return source
-    name = "<DataFrame>"
     if isinstance(source, pd.DataFrame):
-        df = source.reset_index(drop=True)
+        name, df = "<DataFrame>", source.reset_index(drop=True)
     else:
-        name = str(source)
-        df = read_table(source)
-    if sequence_column not in df.columns:
-        raise BpmDataError(
-            f"no sequence column '{sequence_column}' in {name}; columns are {list(df.columns)}"
-        )
+        name, df = str(source), read_table(source)
+    options = (sequence_column, count_columns, count_prefix, split_column)
+    columns, split_column = check_header(list(df.columns), name, *options)
     if len(df) == 0:
         raise BpmDataError(f"{name} has no rows")
-    columns = _count_columns(df, count_columns, count_prefix)
-    counts = _check_counts(df, columns)
-    seqs = _check_sequences(df[sequence_column], alphabet, length)
-    split, split_source = _splits(df, split_column, split_fractions, seed)
+    problems = RowProblems()
+    counts = check_counts(df, columns, problems)
+    seqs, length = check_sequences(df[sequence_column], alphabet, length, problems)
+    if split_column is not None:
+        split = check_split(df[split_column], split_column, problems)
+        split_source = f"column '{split_column}'"
+    else:
+        split, split_source = random_split(len(df), split_fractions, seed)
+    problems.raise_if_any()
 
-    n_rows = len(df)
     reads = counts.sum(axis=1)
     empty = reads == 0
     seqs, counts, split = seqs[~empty], counts[~empty], split[~empty]
     seqs, counts, split, n_merged, n_conflicts = _merge_duplicates(seqs, counts, split)
     if len(seqs) == 0:
         raise BpmDataError(f"{name}: no row has any reads")
-
-    summary = {
-        "source": name,
-        "rows_read": n_rows,
-        "reads": int(reads.sum()),
-        "bins": len(columns),
-        "count_columns": columns,
-        "zero_read_rows_set_aside": int(empty.sum()),
-        "duplicate_rows_merged": n_merged,
-        "duplicate_split_conflicts": n_conflicts,
-        "sequences": len(seqs),
-        "split": split_source,
-    }
-    dataset = Dataset(
-        sequences=seqs,
-        codes=encode(seqs, alphabet),
-        counts=counts,
-        split=split,
-        alphabet=alphabet,
-        bin_names=tuple(columns),
-        summary=summary,
-    )
-    summary.update({f"n_{k}": v for k, v in dataset.sizes().items()})
-    return dataset
+    labels = np.array(SPLITS, dtype=object)[split]
+    sizes = {s: int((split == k).sum()) for s, k in SPLIT_CODE.items()}
+    tally = (int(empty.sum()), n_merged, n_conflicts)
+    summary = summarize(name, len(df), int(reads.sum()), columns, *tally, split_source, sizes)
+    return Dataset(seqs, encode(seqs, alphabet), counts, labels, alphabet, tuple(columns), summary)

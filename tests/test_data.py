@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from bpm.compiler.errors import BpmDataError
-from bpm.runtime.data import encode, read_dataset
+from bpm.runtime.data import (
+    SPLITS,
+    RowProblems,
+    check_counts,
+    encode,
+    format_rows,
+    read_dataset,
+)
+from bpm.runtime.store import encode_file
 
 DATA = "data/lac_sortseq_kinney2010.csv.gz"
 
@@ -126,3 +134,93 @@ def test_count_columns_sorted_numerically():
 def test_missing_file():
     with pytest.raises(BpmDataError, match="not found"):
         read_dataset("no/such/file.csv")
+
+
+# ---------------------------------------------------------------- one data path
+
+
+def test_checks_number_rows_from_first_row():
+    """The public checks name rows of the whole table: chunk row + ``first_row``."""
+    problems = RowProblems()
+    frame = pd.DataFrame({"ct_0": [1, -np.inf, 2, 0.5], "ct_1": [0, 0, None, 1]})
+    counts = check_counts(frame, ["ct_0", "ct_1"], problems, first_row=100)
+    assert counts.tolist() == [[1, 0], [0, 0], [2, 0], [0, 1]]
+    text = str(problems.error())
+    # -inf is not also "negative": each bad row is named once, under one problem
+    assert "missing or non-numeric counts in 2 rows (101, 102;" in text
+    assert "negative" not in text and "fractional counts in 1 row (103;" in text
+    assert format_rows([0, 2], first_row=7) == "2 rows (7, 9; 0-based data rows, header excluded)"
+    assert format_rows([3, 4, 5, 6, 7], first_row=10, count=9).startswith(
+        "9 rows (13, 14, 15, 16, 17 and 4 more;"
+    )
+
+
+def _bad_table():
+    """30 rows, bad ones in several 7-row chunks: letters, lengths, counts, split labels."""
+    seqs = [f"{a}{b}{c}A" for a in "ACGT" for b in "ACGT" for c in "ACGT"][:30]
+    counts = [[1, 0, 2]] * 30
+    split = ["training"] * 30
+    frame = table(seqs, counts, split)
+    frame.loc[[2, 9, 16, 23, 24, 25, 29], "x"] = "ACGN"  # 7 rows: 2 shown past the 5th
+    frame.loc[12, "x"] = "ACG"
+    frame.loc[[13, 27], "ct_1"] = -1
+    frame.loc[20, "ct_2"] = "lots"
+    frame.loc[[8, 22], "set"] = ["holdout", "Train"]
+    return frame
+
+
+def test_same_message_in_memory_and_in_chunks(tmp_path):
+    """One bad table, read whole and encoded in chunks of 7 rows: the same message, every
+    bad row named once by its row in the file, rows beyond the first chunk included."""
+    path = tmp_path / "bad.csv"
+    _bad_table().to_csv(path, index=False)
+    with pytest.raises(BpmDataError) as whole:
+        read_dataset(path)
+    with pytest.raises(BpmDataError) as chunked:
+        encode_file(path, cache_dir=tmp_path, chunk_rows=7)
+    assert str(chunked.value) == str(whole.value)
+    lines = str(whole.value).splitlines()
+    assert lines == [
+        "<input>: error: bad read counts: missing or non-numeric counts in 1 row (20; 0-based"
+        " data rows, header excluded); negative counts in 2 rows (13, 27; 0-based data rows,"
+        " header excluded)",
+        "<input>: error: bad sequences: 1 row (12; 0-based data rows, header excluded) not 4"
+        " letters long (lengths [3]); letters ['N'] outside the alphabet 'ACGT' in 7 rows"
+        " (2, 9, 16, 23, 24 and 2 more; 0-based data rows, header excluded)",
+        "<input>: error: bad split labels: split column 'set' has values ['holdout'] in 1 row"
+        " (8; 0-based data rows, header excluded); expected one of ['dev', 'test', 'testing',"
+        " 'train', 'training', 'val', 'valid', 'validation']",
+    ]
+    assert not list(tmp_path.glob("bad.csv.*/*"))  # no half-written store left behind
+
+
+@pytest.mark.parametrize("split_column", ["set", None])
+def test_summary_same_in_memory_and_in_chunks(tmp_path, split_column):
+    """Zero-read rows, duplicates (across chunks, one under two splits), counts and
+    splits: read_dataset and encode_file (7-row chunks) report the same summary."""
+    seqs = [f"{a}{b}{c}" for a in "ACGT" for b in "ACGT" for c in "ACGT"][:40]
+    seqs += [seqs[1], seqs[3], seqs[30], seqs[3]]
+    counts = [[k % 3, 1, 0] for k in range(len(seqs))]
+    counts[5] = counts[33] = [0, 0, 0]
+    split = [SPLITS[k % 3] for k in range(len(seqs))]
+    frame = table(seqs, counts, split)
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    options = dict(split_column=split_column, seed=2)
+    whole = read_dataset(path, **options)
+    store = encode_file(path, cache_dir=tmp_path, chunk_rows=7, **options)
+    summary = {k: v for k, v in store.summary.items() if k != "encoded_seconds"}
+    assert summary == whole.summary
+    assert whole.summary["zero_read_rows_set_aside"] == 2
+    assert whole.summary["duplicate_rows_merged"] == 4
+    if split_column:
+        assert whole.summary["duplicate_split_conflicts"] == 1  # AAT: training and test
+    stored = {
+        bytes(store.codes[i]): (store.counts[i].tolist(), name)
+        for name, (a, b) in store.ranges.items()
+        for i in range(a, b)
+    }
+    assert stored == {
+        bytes(c): (n.tolist(), s)
+        for c, n, s in zip(whole.codes, whole.counts, whole.split, strict=True)
+    }
