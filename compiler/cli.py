@@ -14,7 +14,13 @@ from pathlib import Path
 
 from . import __version__
 from .errors import BpmError, Source
-from .pipeline import EMIT_TARGETS, emit_from_ir, read_source, to_ast, to_ir_with_warnings
+from .pipeline import (
+    EMIT_TARGETS,
+    emit_from_derivation,
+    read_source,
+    to_ast,
+    to_ir_with_warnings,
+)
 
 EXIT_OK, EXIT_MODEL_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -57,7 +63,7 @@ def run_check(files: Sequence[str]) -> int:
     return status
 
 
-def run_compile(path: str, emit: str, output: str | None, tree_budget: int | None) -> int:
+def run_compile(path: str, emit: str, output: str | None, tree_budget: float | None) -> int:
     source = read_source(path)
     if emit == "ast":
         from .ir import dump
@@ -70,41 +76,50 @@ def run_compile(path: str, emit: str, output: str | None, tree_budget: int | Non
 
         _write(format_model(model) + "\n", output)
         return EXIT_OK
-    _note_tree_budget(model, tree_budget)
     try:
-        text = emit_from_ir(model, emit, source.name, tree_budget)
+        derivation, _ = _closed_forms(model, tree_budget, required=emit != "torch")
+        text = emit_from_derivation(model, emit, source.name, derivation)
     except BpmError as error:
         raise error.with_source(source) from None
     _write(text, output)
     return EXIT_OK
 
 
-def _note_tree_budget(model, tree_budget: int | None) -> None:
-    """Say so when a kinetic scheme is too large for the closed form."""
-    from .pipeline import over_tree_budget
+def _closed_forms(model, tree_budget: float | None, required: bool):
+    """The derivation and the trees into each state, with notes for a person.
+
+    Says so when a kinetic scheme obeys detailed balance, and when it is too large
+    for the closed form: then the derivation is ``None`` (or, when ``required``,
+    :class:`~bpm.compiler.kinetic.TreeBudgetExceeded` is raised). The trees are
+    counted once, here.
+    """
+    from .kinetic import TreeBudgetExceeded, detailed_balance
+    from .pipeline import derive
 
     if model.kind == "kinetic":
-        from .kinetic import detailed_balance
-
         balance = detailed_balance(model)
         if balance.holds:
             print(f"note: {model.name}: {balance.describe()}", file=sys.stderr)
-    total = over_tree_budget(model, tree_budget)
-    if total is not None:
+    try:
+        derivation = derive(model, tree_budget)
+    except TreeBudgetExceeded as over:
         print(
-            f"note: {model.name} has {total} spanning trees, more than the tree budget; "
+            f"note: {model.name} has {over.count} spanning trees, more than the tree budget; "
             "the module solves the steady state numerically (raise it with --tree-budget)",
             file=sys.stderr,
         )
+        if required:
+            raise
+        return None, over.counts
+    return derivation, derivation.tree_counts
 
 
-def run_show(path: str, tree_budget: int | None) -> int:
-    from .pipeline import closed_forms
+def run_show(path: str, tree_budget: float | None) -> int:
     from .show import describe
 
     model, _ = _load(path)
-    _note_tree_budget(model, tree_budget)
-    _write(describe(model, closed_forms(model, tree_budget)), None)
+    derivation, counts = _closed_forms(model, tree_budget, required=False)
+    _write(describe(model, derivation, tree_counts=counts), None)
     return EXIT_OK
 
 

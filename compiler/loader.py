@@ -44,7 +44,7 @@ def load(
         return _CACHE[key]
     model_ir = to_ir(source.text, source.name)
     derivation = closed_forms(model_ir, tree_budget)
-    text = generate(model_ir, derivation, source.name, tree_budget=tree_budget)
+    text = generate(model_ir, derivation, source.name)
     cls = _exec(text, source.text, tree_budget)
     _CACHE[key] = cls
     return cls

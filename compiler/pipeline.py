@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import ast, ir
 from .check import check
 from .errors import BpmError, Source, Warnings
 from .parse import parse
+
+if TYPE_CHECKING:
+    from . import symbolic
 
 EMIT_TARGETS = ("ast", "ir", "sympy", "latex", "torch")
 
@@ -42,7 +46,7 @@ def to_ir(text: str, name: str = "<string>") -> ir.Model:
     return to_ir_with_warnings(text, name)[0]
 
 
-def derive(model: ir.Model, tree_budget: float | None = None):
+def derive(model: ir.Model, tree_budget: float | None = None) -> symbolic.Derivation:
     """Closed forms (:class:`~bpm.compiler.symbolic.Derivation`) of a checked model.
 
     For a kinetic scheme with more spanning trees than ``tree_budget`` (``None``:
@@ -58,7 +62,7 @@ def derive(model: ir.Model, tree_budget: float | None = None):
     return kinetic.derive(model, tree_budget)
 
 
-def closed_forms(model: ir.Model, tree_budget: float | None = None):
+def closed_forms(model: ir.Model, tree_budget: float | None = None) -> symbolic.Derivation | None:
     """The derivation code generation wants: ``None`` for a kinetic scheme above the budget.
 
     Above the budget the module solves for the steady state numerically, and the
@@ -92,15 +96,32 @@ def emit_from_ir(model: ir.Model, emit: str, name: str, tree_budget: float | Non
     A kinetic scheme above the tree budget still compiles to a module (which solves
     the steady state numerically), but has no closed form to print.
     """
-    from . import symbolic
-    from .kinetic import tree_limit
+    if emit == "torch":
+        derivation = closed_forms(model, tree_budget)
+    else:
+        derivation = derive(model, tree_budget)  # above the budget: TreeBudgetExceeded says why
+    return emit_from_derivation(model, emit, name, derivation)
 
+
+def emit_from_derivation(
+    model: ir.Model,
+    emit: str,
+    name: str,
+    derivation: symbolic.Derivation | None,
+) -> str:
+    """Stage ``emit`` (``sympy``, ``latex`` or ``torch``) from a derivation already made.
+
+    ``derivation`` is what :func:`closed_forms` gives; ``None`` (a kinetic scheme
+    above the budget) is only possible for ``torch``.
+    """
     if emit == "torch":
         from .codegen import generate
 
-        budget = tree_limit(tree_budget)
-        return generate(model, closed_forms(model, budget), name, tree_budget=budget)
-    derivation = derive(model, tree_budget)  # above the budget: TreeBudgetExceeded says why
+        return generate(model, derivation, name)
+    if derivation is None:
+        raise ValueError(f"--emit {emit} needs the closed forms of {model.name}")
+    from . import symbolic
+
     if emit == "sympy":
         return symbolic.render_text(derivation)
     return symbolic.render_latex(derivation)

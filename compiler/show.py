@@ -11,17 +11,27 @@ from __future__ import annotations
 import sympy
 
 from . import ir, symbolic
-from .codegen import _storage
+from .codegen import parameter_slots
 
 
-def describe(model: ir.Model, derivation: symbolic.Derivation | None) -> str:
-    """The summary text; ``derivation`` may be ``None`` (closed forms then omitted)."""
+def describe(
+    model: ir.Model,
+    derivation: symbolic.Derivation | None,
+    tree_counts: dict[str, int] | None = None,
+) -> str:
+    """The summary text; ``derivation`` may be ``None`` (closed forms then omitted).
+
+    A kinetic model's trees into each state are ``tree_counts``, else the
+    derivation's, else counted here (above the budget, with no ``tree_counts``).
+    """
+    if tree_counts is None and derivation is not None:
+        tree_counts = derivation.tree_counts
     lines = [f"model {model.name} ({model.kind})"]
     if model.doc:
         lines += [f"  {row.strip()}" for row in model.doc.strip().splitlines()]
     lines.append(f"temperature: {model.temperature_kelvin:g} K (kT = {model.kT:.4f} kcal/mol)")
     lines += _sequence(model)
-    lines += _states(model)
+    lines += _states(model, tree_counts)
     lines += _energies(model)
     lines += _parameters(model)
     if derivation is None:
@@ -39,7 +49,7 @@ def _sequence(model: ir.Model) -> list[str]:
     return [f"sequence {s.name}: {s.alphabet.name} '{s.alphabet.letters}', length {s.length}"]
 
 
-def _states(model: ir.Model) -> list[str]:
+def _states(model: ir.Model, counts: dict[str, int] | None) -> list[str]:
     symbols = symbolic.symbols_for(model)
     lines = [f"states ({len(model.states)}):"]
     width = max(len(s) for s in model.states)
@@ -50,7 +60,8 @@ def _states(model: ir.Model) -> list[str]:
         return lines
     from . import kinetic
 
-    counts = kinetic.count_all_trees(model)
+    if counts is None:
+        counts = kinetic.count_all_trees(model)
     for s in model.states:
         lines.append(
             f"  {s:<{width}}  {counts[s]} spanning tree{'s' if counts[s] != 1 else ''} into it"
@@ -103,7 +114,7 @@ def _parameters(model: ir.Model) -> list[str]:
     letters = len(model.sequence.alphabet.letters) if model.sequence else 0
     lines.append("stored tensors (get_params name: shape):")
     total = 0
-    for s in _storage(model):
+    for s in parameter_slots(model):
         shape = _shape(model, s.key, letters)
         size = 1
         for n in shape:

@@ -48,7 +48,7 @@ def test_bad_input_message(path: Path):
         ("unknown_state_in_output", BpmNameError),
         ("duplicate_energy", BpmNameError),
         ("slice_out_of_range", BpmModelError),
-        ("not_strongly_connected", BpmModelError),
+        ("two_absorbing_states", BpmModelError),
         ("several_errors", BpmErrors),
     ],
 )
