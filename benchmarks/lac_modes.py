@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from bpm.runtime.fit import _tensors, evaluate, fit
-from bpm.runtime.uncertainty import _layout, default_nll, hessian
+from bpm.runtime.fit import fit, split_tensors
+from bpm.runtime.hessian import default_nll, hessian, learned_slots
+from bpm.runtime.train import Joint, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 KCAL = 0.6163314136449999  # kcal/mol per kT at 37 C
@@ -37,10 +38,11 @@ def main() -> None:
     result = fit(ROOT / "models" / "lac.bpm", data, seed=args.seed, quiet=True)
     module, measurement = result.module.double(), result.measurement.double()
     train = result.dataset.subset("training")
-    x, c = _tensors(result.dataset, "training", "cpu")
-    xv, cv = _tensors(result.dataset, "validation", "cpu")
+    x, c = split_tensors(result.dataset, "training", "cpu")
+    xv, cv = split_tensors(result.dataset, "validation", "cpu")
     c, cv = c.double(), cv.double()
-    leaves = [getattr(module, a) for _, a, _, _, _ in _layout(module)]
+    leaves = [getattr(module, slot.attribute) for slot in learned_slots(module)]
+    joint = Joint(module, measurement, "t")
     leaves += list(measurement.parameters())
 
     def flat() -> torch.Tensor:
@@ -53,8 +55,8 @@ def main() -> None:
 
     def report(step: int, seconds: float, min_eig: float) -> None:
         g = float(module.get_params()["G_I"])
-        train_nll = evaluate(module, measurement, "t", x, c)["nll"]
-        val_nll = evaluate(module, measurement, "t", xv, cv)["nll"]
+        train_nll = evaluate(joint, [(x, c)])["nll"]
+        val_nll = evaluate(joint, [(xv, cv)])["nll"]
         print(
             f"{step:3d} {seconds:6.1f} s  G_I {g:7.3f} kT ({g * KCAL:6.2f} kcal/mol)  "
             f"train {train_nll:.6f}  val {val_nll:.6f}  min eig {min_eig:.2e}",

@@ -95,7 +95,11 @@ class DeclarationChecks:
             fixed = None if d.fixed is None else self.in_kT(d.fixed, kT)
             init = 0.0 if d.init is None else self.in_kT(d.init, kT)
             return ir.ScalarEnergy(
-                d.name.name, fixed, fixed if fixed is not None else init, span=d.span
+                d.name.name,
+                fixed,
+                fixed if fixed is not None else init,
+                span=d.span,
+                init_written=d.init is not None,
             )
         site = d.site
         ok = True
@@ -192,7 +196,9 @@ class DeclarationChecks:
                 return None
         else:  # a neutral start: 1 for '> 0', else a step away from the bound
             init = default_init(lower, upper)
-        return ir.Param(d.name.name, lower, upper, None, init, span=d.span)
+        return ir.Param(
+            d.name.name, lower, upper, None, init, span=d.span, init_written=d.init is not None
+        )
 
 
 def default_init(lower: float | None, upper: float | None) -> float:

@@ -68,7 +68,7 @@ def parameter_slots(model: ir.Model) -> list[ParameterSlot]:
                 key, attr = f"{e.name}.{e.kind}", f"{base}_{e.kind}"
                 out.append(ParameterSlot(key, attr, "identity", None, e.kind, True, None))
         else:
-            init = e.value if e.fixed else _written(e.init, 0.0)
+            init = e.value if e.fixed else (e.init if e.init_written else None)
             out.append(
                 ParameterSlot(
                     e.name, f"energy_{e.name}", "identity", None, "energy", not e.fixed, init
@@ -86,34 +86,12 @@ def parameter_slots(model: ir.Model) -> list[ParameterSlot]:
 def _param_slot(p: ir.Param) -> ParameterSlot:
     if p.fixed:
         return ParameterSlot(p.name, f"param_{p.name}", "identity", None, "param", False, p.value)
-    init = _written(p.init, _default_param_init(p.lower, p.upper))
+    init = p.init if p.init_written else None
     if p.lower is not None:
         return ParameterSlot(p.name, f"param_{p.name}_raw", "lower", p.lower, "param", True, init)
     if p.upper is not None:
         return ParameterSlot(p.name, f"param_{p.name}_raw", "upper", p.upper, "param", True, init)
     return ParameterSlot(p.name, f"param_{p.name}", "identity", None, "param", True, init)
-
-
-def _written(init: float, default: float) -> float | None:
-    """The IR's start value as the file's ``init``, or None when it is the checker's default.
-
-    The IR does not record whether ``init`` was written, so a start equal to the
-    default reads as "not written" (the same value either way for parameters).
-    """
-    return None if init == default else init
-
-
-def _default_param_init(lower: float | None, upper: float | None) -> float:
-    """Where the checker starts a learned parameter without ``init`` (check.py's rule).
-
-    >>> _default_param_init(0.0, None), _default_param_init(None, 100.0)
-    (1.0, 0.0)
-    """
-    if lower is None and upper is None:
-        return 0.0
-    bound, direction = (lower, 1.0) if lower is not None else (upper, -1.0)
-    value = bound + direction * max(1.0, abs(bound))
-    return value if math.isfinite(value) else math.nextafter(bound, direction * math.inf)
 
 
 def write_layout(w: Writer, slots: list[ParameterSlot]) -> None:

@@ -135,6 +135,8 @@ class ScalarEnergy:
     value: float | None
     init: float
     span: Span = field(compare=False, kw_only=True)
+    #: True when the file wrote the ``init``; False when ``init`` is the default
+    init_written: bool = field(default=False, compare=False, kw_only=True)
 
     @property
     def fixed(self) -> bool:
@@ -151,6 +153,8 @@ class Param:
     value: float | None
     init: float
     span: Span = field(compare=False, kw_only=True)
+    #: True when the file wrote the ``init``; False when ``init`` is the default
+    init_written: bool = field(default=False, compare=False, kw_only=True)
 
     def __post_init__(self):
         if self.lower is not None and self.upper is not None:

@@ -254,7 +254,7 @@ def zero_mean_gauge(params: Mapping[str, object], module) -> dict:
     The energy of every sequence is unchanged. Values come back as floats and numpy
     arrays (natural units).
     """
-    out = {k: _as_numpy(v) for k, v in params.items()}
+    out = {k: as_numbers(v) for k, v in params.items()}
     for name in site_energies(module):
         if name not in out:
             continue
@@ -266,7 +266,8 @@ def zero_mean_gauge(params: Mapping[str, object], module) -> dict:
     return out
 
 
-def _as_numpy(value) -> float | np.ndarray:
+def as_numbers(value) -> float | np.ndarray:
+    """A tensor, array or number as a float (0-d) or a float64 numpy array."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().double().numpy()
     value = np.asarray(value, dtype=float)

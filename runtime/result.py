@@ -82,7 +82,9 @@ class FitResult:
 
         if self.dataset is None:
             raise BpmError("this fit keeps no data to analyze (a streamed or reloaded fit)")
-        self.uncertainty = analyze(self.module, self.measurement, self.dataset.subset("training"))
+        self.uncertainty = analyze(
+            self.module, self.measurement, self.dataset.subset("training"), output=self.output
+        )
         return self.uncertainty
 
     def save(self, directory: str | Path, plots: bool = True) -> Path:

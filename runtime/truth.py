@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from bpm.compiler.errors import BpmDataError
-from bpm.runtime.contract import layout, to_natural
+from bpm.runtime.contract import as_numbers, layout, to_natural
 
 TABLE_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".csv", ".tsv", ".txt", ".parquet", ".pq")
 
@@ -101,14 +101,6 @@ def matrix_frame(matrix: np.ndarray, alphabet: str | None) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- parameters
-
-
-def as_numbers(value) -> float | np.ndarray:
-    """A number, list or tensor as a float (scalars) or a float64 array."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    value = np.asarray(value, dtype=float)
-    return float(value) if value.ndim == 0 else value
 
 
 def random_params(
