@@ -17,6 +17,7 @@ rate constant.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -60,9 +61,9 @@ def build(text: str, name: str, tree_budget: int | None) -> tuple[type, float]:
     """Derive, generate and import the module; returns its class and the seconds it took."""
     start = time.perf_counter()
     model = pipeline.to_ir(text, name)
-    trees = tree_budget is None or kinetic.within_budget(model, tree_budget)
-    derivation = kinetic.derive(model, budget=None) if trees else None
-    source = codegen.generate(model, derivation, name, tree_budget=tree_budget)
+    trees = kinetic.within_budget(model, tree_budget)
+    derivation = kinetic.derive(model, budget=tree_budget) if trees else None
+    source = codegen.generate(model, derivation, name)
     module = types.ModuleType(f"bench_{name}_{tree_budget}")
     sys.modules[module.__name__] = module
     exec(compile(source, module.__name__, "exec"), module.__dict__)  # noqa: S102
@@ -100,7 +101,7 @@ def run(max_states: int, sequences: int, max_trees: int, rounds: int = 7) -> lis
             modules = [solve_cls()]
             x = modules[0].encode(seqs)
             if total <= max_trees:
-                tree_cls, row["tree_compile_s"] = build(text, name, tree_budget=None)
+                tree_cls, row["tree_compile_s"] = build(text, name, tree_budget=math.inf)
                 modules.append(tree_cls())
             times = best_times(modules, x, rounds)
             row["solve_seq_per_s"] = x.shape[0] / times[0]

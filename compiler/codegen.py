@@ -36,9 +36,6 @@ from .codegen_layout import ParameterSlot, parameter_slots
 from .codegen_verbatim import paste_method
 from .codegen_writer import ModulePrinter, Writer
 
-# show.py reads the slots under their old private name until it switches to parameter_slots.
-_storage = parameter_slots
-
 __all__ = [
     "ModulePrinter",
     "ParameterSlot",
@@ -54,19 +51,14 @@ def generate(
     model: ir.Model,
     derivation: symbolic.Derivation | None,
     source_name: str,
-    *,
-    tree_budget: float | None = None,
 ) -> str:
     """The text of the generated module for ``model`` (read from ``source_name``).
 
     ``derivation`` (:func:`bpm.compiler.pipeline.closed_forms`) supplies the closed
     forms for the docstrings and, for a kinetic model, the King-Altman trees the
     module sums over. It is ``None`` for a kinetic model above the tree budget:
-    that module solves for the steady state numerically. ``tree_budget`` is
-    ignored (the derivation already reflects it); it is accepted while callers
-    drop it.
+    that module solves for the steady state numerically.
     """
-    del tree_budget
     c = Context(model, derivation, source_name)
     if model.kind == "kinetic":
         check_rates(c)

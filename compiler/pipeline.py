@@ -125,13 +125,3 @@ def emit_from_derivation(
     if emit == "sympy":
         return symbolic.render_text(derivation)
     return symbolic.render_latex(derivation)
-
-
-def over_tree_budget(model: ir.Model, tree_budget: float | None = None) -> int | None:
-    """The number of spanning trees of a kinetic scheme above the budget, else None."""
-    if model.kind != "kinetic":
-        return None
-    from . import kinetic
-
-    total = kinetic.total_trees(model)
-    return total if total > kinetic.tree_limit(tree_budget) else None
