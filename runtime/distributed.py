@@ -81,7 +81,7 @@ def encode_once(model, data, options: FitOptions, quiet: bool = True):
 def run(model, data, options: FitOptions, *, report=None, plots: bool = True):
     """The body of one process: join, open the store, fit its share; rank 0 writes the
     report to ``report`` (if given). Returns this process's FitResult."""
-    from .fit import fit_in_process
+    from .paths import fit_in_process
 
     comm = join(options.device)
     try:

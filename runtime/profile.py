@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from bpm.compiler.errors import BpmError
 
 from .data import SPLITS
-from .fit import fit, polish, split_tensors
+from .fit import fit
 from .options import FitOptions
+from .paths import polish, split_tensors
 from .result import FitResult
 from .sources import tensor_chunks
 from .start import hold, pin_consensus
