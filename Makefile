@@ -27,8 +27,9 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check compiler runtime tests benchmarks
-	$(BIN)/ruff format --check compiler runtime tests benchmarks
+	$(BIN)/ruff check cli compiler runtime tests benchmarks
+	$(BIN)/ruff format --check cli compiler runtime tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis *.egg-info

@@ -1,7 +1,7 @@
 """bpm.runtime: fit compiled models to sort-seq MPRA data, report, save, predict.
 
-The names below load on first use (module ``__getattr__``), so importing a submodule
-such as ``bpm.runtime.commands`` for the command line does not import torch or pandas.
+The names below load on first use (module ``__getattr__``), so importing the package
+(as ``bpm.cli`` does for every command) does not import torch or pandas.
 """
 
 import sys
@@ -11,12 +11,13 @@ from types import ModuleType
 _WHERE = {
     "Dataset": "data",
     "read_dataset": "data",
-    "FitResult": "fit",
+    "FitOptions": "options",
+    "FitResult": "result",
     "fit": "fit",
     "OrdinalMeasurement": "measurement",
-    "load_fit": "report",
-    "predict": "report",
-    "profile": "fit",
+    "load_fit": "load",
+    "predict": "load",
+    "profile": "profile",
 }
 
 __all__ = sorted(_WHERE)

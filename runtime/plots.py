@@ -7,8 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import contract
+from .tables import gauge_fixed
 
-def _pyplot():
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -20,7 +24,7 @@ def _pyplot():
 def plot_all(result, directory: Path) -> list[Path]:
     """Write every figure of ``result`` into ``directory``; returns the paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
+    plt = pyplot()
     paths = []
     try:
         paths += plot_logos(result, directory, plt)
@@ -28,7 +32,7 @@ def plot_all(result, directory: Path) -> list[Path]:
         if result.dataset is not None:
             paths.append(plot_measurement(result, directory / "measurement.png", plt))
             paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
-        if getattr(result, "uncertainty", None) is not None:
+        if result.uncertainty is not None:
             paths += plot_errors(result, directory, plt)
     finally:
         plt.close("all")
@@ -37,8 +41,6 @@ def plot_all(result, directory: Path) -> list[Path]:
 
 def plot_logos(result, directory: Path, plt) -> list[Path]:
     """One sequence logo per site energy: letter height = -ΔG (kcal/mol), up = binds better."""
-    from .report import gauge_fixed
-
     kT = result.kT_kcal_per_mol
     paths = []
     for name, (frame, offset) in gauge_fixed(result.module).items():
@@ -67,8 +69,6 @@ def plot_errors(result, directory: Path, plt) -> list[Path]:
     kcal/mol), so a reader sees which positions the data pin down; ``errors_scalars.png``:
     the scalar energies, with those the data leave free marked as such.
     """
-    from .report import energy_names, gauge_fixed
-
     kT = result.kT_kcal_per_mol
     errors = result.uncertainty.standard_errors
     paths = []
@@ -99,7 +99,7 @@ def plot_errors(result, directory: Path, plt) -> list[Path]:
         paths.append(_save(fig, (ax,), directory / f"errors_{name}.png"))
     values = result.module.get_params()
     scalars = [
-        n for n in sorted(errors) if n.split(".")[0] in energy_names(result.module)
+        n for n in sorted(errors) if n.split(".")[0] in contract.energy_names(result.module)
         and not isinstance(errors[n], np.ndarray) and values[n].ndim == 0
     ]  # fmt: skip
     if scalars:

@@ -1,4 +1,4 @@
-"""The bpm command: exit codes, where output goes, and the in-process entry point."""
+"""The bpm command (bpm.cli): exit codes, where output goes, the in-process entry point."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bpm.cli import main
+from bpm.cli.main import build_parser
 from bpm.compiler import __version__
-from bpm.compiler.cli import main
 
 ROOT = Path(__file__).parent.parent
 LAC = str(ROOT / "models" / "lac.bpm")
@@ -71,7 +72,7 @@ def test_warnings_go_to_stderr(tmp_path, capsys):
 
 
 def test_console_script_version_and_errors():
-    bpm = [sys.executable, "-m", "bpm.compiler.cli"]
+    bpm = [sys.executable, "-m", "bpm.cli"]
     done = subprocess.run([*bpm, "--version"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == f"bpm {__version__}"
     done = subprocess.run([*bpm, "check", BAD], capture_output=True, text=True, check=False)
@@ -117,3 +118,54 @@ def test_detailed_balance_is_reported(tmp_path, capsys):
     assert "detailed balance holds: this kinetic model is equivalent to a thermodynamic" in err
     assert main(["show", str(model)]) == 0
     assert "    a : G_A" in capsys.readouterr().out
+
+
+def test_every_subcommand_is_registered():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == {"check", "compile", "show", "graph", "fit", "predict", "simulate"}
+
+
+def _fit_args(*flags: str):
+    from bpm.runtime.options import from_arguments
+
+    args = build_parser().parse_args(["fit", LAC, "data.csv", *flags])
+    return args, from_arguments(args)
+
+
+def test_fit_flags_build_one_options_record():
+    """`bpm fit` has every flag it had, and they land in FitOptions (built once, by the runtime)."""
+    args, options = _fit_args()
+    assert (args.report, args.plots, args.uncertainty) == (None, True, False)
+    assert options.mode == "auto" and options.given == frozenset()
+    args, options = _fit_args(
+        "-o", "out", "--no-plots", "--uncertainty", "--seed", "3", "--device", "cpu",
+        "--steps", "7", "--polish", "0", "--patience", "2", "--lr", "0.01", "--quiet",
+        "--model-output", "t", "--init", "G_I=-3", "--fix", "G_I", "--sequence-column", "seq",
+        "--counts", "a,b", "--count-prefix", "n_", "--split-column", "split",
+    )  # fmt: skip
+    assert (args.report, args.plots, args.uncertainty) == ("out", False, True)
+    assert (options.seed, options.steps, options.polish, options.patience) == (3, 7, 0, 2)
+    assert (options.lr, options.quiet, options.output) == (0.01, True, "t")
+    assert options.init == {"G_I": -3.0} and options.fix == ("G_I",)
+    assert options.data_options == {"sequence_column": "seq", "count_columns": ["a", "b"],
+                                    "count_prefix": "n_", "split_column": "split"}  # fmt: skip
+    _, options = _fit_args("--stream", "--batch-size", "64", "--epochs", "2", "--cache-dir", "c")
+    assert (options.mode, options.batch_size, options.epochs) == ("stream", 64, 2)
+    assert options.cache_dir == "c"
+    _, options = _fit_args("--distributed", "3")
+    assert (options.mode, options.processes) == ("distributed", 3)
+
+
+def test_fit_flag_errors_are_model_errors(capsys):
+    assert main(["fit", LAC, "data.csv", "--init", "G_I"]) == 1
+    assert "--init expects NAME=NUMBER, not 'G_I'" in capsys.readouterr().err
+
+
+def test_building_the_parser_imports_no_numerical_package():
+    probe = (
+        "import sys\nfrom bpm.cli.main import build_parser\nbuild_parser()\n"
+        "print(' '.join(m for m in ('torch', 'numpy', 'pandas', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

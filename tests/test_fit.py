@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from bpm.compiler.cli import main
+from bpm.cli import main
 from bpm.compiler.errors import BpmError
 from bpm.runtime import fit, load_fit, predict
 
@@ -85,7 +86,9 @@ def test_outputs_exist_and_parse(fitted, tmp_path):
         "n_train",
         "n_val",
         "n_test",
-        "epochs",
+        "steps",
+        "stages",
+        "notes",
         "wall_seconds",
         "kT_kcal_per_mol",
         "metrics",
@@ -94,6 +97,9 @@ def test_outputs_exist_and_parse(fitted, tmp_path):
     ):
         assert key in info, key
     assert set(info["metrics"]) == {"train", "val", "test"}
+    assert "epochs" not in info and info["steps"] == fitted.steps
+    assert info["stages"] == fitted.stages and info["notes"] == fitted.notes == []
+    assert sum(stage["iterations"] for stage in info["stages"]) == info["steps"]
     assert {"G_I", "G_I_kcal_per_mol", "t_sat", "G_C.offset_kcal_per_mol"} <= set(info["params"])
     assert "t_sat_kcal_per_mol" not in info["params"]
     assert info["measurement_floor"] == pytest.approx(fitted.measurement.floor())
@@ -128,18 +134,40 @@ def test_save_load_round_trip(fitted, small, tmp_path):
     pd.testing.assert_frame_equal(a, b)
     assert set(a.columns) >= {"sequence", "t", "P(empty)", "P(crp_rnap)", "most_likely_bin"}
     pd.testing.assert_frame_equal(predict(out, seqs), a)
+    assert (loaded.steps, loaded.stages, loaded.notes) == (fitted.steps, fitted.stages, [])
+
+
+OLD_FIT = Path(__file__).parent / "data" / "fit_v1"
+
+
+def test_a_fit_saved_before_the_layout_still_loads(tmp_path):
+    """tests/data/fit_v1 was written by bpm before parameter_layout and summary's steps:
+    its model.py carries _storage, summary.json ``epochs``. It loads, predicts what it
+    predicted then, and saves again in today's format."""
+    assert "_storage = {" in (OLD_FIT / "model.py").read_text()
+    assert "parameter_layout" not in (OLD_FIT / "model.py").read_text()
+    old = json.loads((OLD_FIT / "summary.json").read_text())
+    assert "steps" not in old
+    loaded = load_fit(OLD_FIT)
+    assert loaded.steps == old["epochs"] and loaded.stages == [] and loaded.notes == []
+    expected = pd.read_csv(OLD_FIT / "expected_predictions.csv")
+    got = predict(OLD_FIT, expected["sequence"].tolist())
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, atol=1e-6)
+    again = load_fit(loaded.save(tmp_path / "again", plots=False))
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["steps"] == old["epochs"]
+    pd.testing.assert_frame_equal(again.predict(expected["sequence"].tolist()), got)
 
 
 def test_cli_patience_reaches_the_fit(small, tmp_path):
     path = tmp_path / "small.csv"
     small.iloc[:1500].to_csv(path, index=False)
-    epochs = {}
+    steps = {}
     for patience in ("1", "100"):
         out = tmp_path / patience
         args = ["fit", LAC, str(path), "-o", str(out), "--steps", "120", "--polish", "0"]
         assert main([*args, "--patience", patience, "--quiet", "--no-plots"]) == 0
-        epochs[patience] = json.loads((out / "summary.json").read_text())["epochs"]
-    assert epochs["100"] == 120 and epochs["1"] < 120
+        steps[patience] = json.loads((out / "summary.json").read_text())["steps"]
+    assert steps["100"] == 120 and steps["1"] < 120
 
 
 def test_cli_fit_and_predict(small, tmp_path, capsys):
@@ -160,8 +188,21 @@ def test_cli_fit_and_predict(small, tmp_path, capsys):
     assert main(["fit", LAC, str(tmp_path / "missing.csv"), "--quiet"]) == 1
 
 
+def test_cli_prints_the_notes_of_options_it_could_not_use(small, tmp_path, capsys):
+    """--batch-size means nothing to a full-batch fit: said once, under --quiet too."""
+    path = tmp_path / "small.csv"
+    small.iloc[:600].to_csv(path, index=False)
+    args = ["fit", LAC, str(path), "--steps", "2", "--polish", "0", "--batch-size", "64"]
+    assert main([*args, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("batch_size=64 does not apply to a full-batch fit") == 1
+    assert json.loads(captured.out)["notes"] == [
+        "option batch_size=64 does not apply to a full-batch fit; ignored"
+    ]
+
+
 def test_user_errors(small):
-    with pytest.raises(BpmError, match="not a parameter"):
+    with pytest.raises(BpmError, match="G_X.*not parameters of the model"):
         fit(LAC, small.iloc[:300], init={"G_X": 1.0}, steps=2, quiet=True)
     with pytest.raises(BpmError, match="no output 'y'"):
         fit(LAC, small.iloc[:300], output="y", steps=2, quiet=True)
@@ -181,12 +222,12 @@ def test_polish_improves_the_adam_fit(small):
     adam = fit(LAC, small, seed=0, steps=100, polish=0, quiet=True)
     both = fit(LAC, small, seed=0, steps=100, polish=60, quiet=True)
     assert both.metrics["validation"]["nll"] <= adam.metrics["validation"]["nll"] + 1e-6
-    assert both.epochs > adam.epochs
+    assert both.steps > adam.steps
     assert any(h.get("stage") == "lbfgs" for h in both.history)
 
 
 def test_profile_keeps_the_most_likely_value(small):
-    from bpm.runtime.fit import profile
+    from bpm.runtime import profile
 
     result = profile(LAC, small.iloc[:2000], "G_I", [-1.0, -4.0], release=False,
                      steps=30, polish=10, quiet=True)  # fmt: skip

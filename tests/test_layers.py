@@ -89,3 +89,29 @@ def test_the_compiler_modules_import_each_other_without_cycles():
 
     for name in sorted(graph):
         visit(name, ())
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_import_contracts_hold():
+    """`lint-imports` (pyproject's [tool.importlinter]): bpm.cli > bpm.runtime > bpm.compiler >
+    bpm.grammar, the compiler never imports the runtime, no cycles inside a package."""
+    import shutil
+
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    exe = exe or shutil.which("lint-imports")
+    if exe is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    done = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+def test_the_command_line_lives_above_the_compiler():
+    """The `bpm` command is bpm.cli; the compiler has no command-line module that could
+    reach into the runtime."""
+    import bpm.cli
+
+    assert not (COMPILER / "cli.py").exists()
+    assert bpm.cli.main.__module__ == "bpm.cli.main"

@@ -1,20 +1,19 @@
-"""The ``bpm`` command. ``main`` only parses arguments; each ``run_*`` does the work.
+"""``bpm check``, ``bpm compile``, ``bpm show`` and ``bpm graph``: the compiler's commands.
 
-Exit status: 0 on success, 1 when a model or dataset is in error, 2 on a usage
-error. Results go to stdout (or ``-o``); errors, warnings and progress to stderr.
+``register(subparsers)`` adds them to the ``bpm`` parser; each ``run_*`` does the work,
+is what tests call, and raises ``BpmError`` on a model error (``bpm check`` reports
+every file's errors and returns 1 itself).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .errors import BpmError, Source
-from .pipeline import (
+from bpm.compiler.errors import BpmError, Source
+from bpm.compiler.pipeline import (
     EMIT_TARGETS,
     emit_from_derivation,
     read_source,
@@ -22,23 +21,25 @@ from .pipeline import (
     to_ir_with_warnings,
 )
 
-EXIT_OK, EXIT_MODEL_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MODEL_ERROR = 0, 1
 
 
-def _print_warnings(warnings, source: Source) -> None:
+def print_warnings(warnings, source: Source) -> None:
+    """Each warning, rendered with its source line, on stderr."""
     for w in warnings.items:
         print(w.render(source), file=sys.stderr)
 
 
-def _load(path: str):
+def load_checked(path: str):
     """A checked model from a file, with its warnings printed."""
     source = read_source(path)
     model, warnings = to_ir_with_warnings(source.text, source.name)
-    _print_warnings(warnings, source)
+    print_warnings(warnings, source)
     return model, source
 
 
-def _write(text: str, output: str | None) -> None:
+def write_text(text: str, output: str | None) -> None:
+    """``text`` to stdout, or to the file ``output`` (saying so on stderr)."""
     if output is None or output == "-":
         sys.stdout.write(text)
         return
@@ -54,7 +55,7 @@ def run_check(files: Sequence[str]) -> int:
     status = EXIT_OK
     for path in files:
         try:
-            model, _ = _load(path)
+            model, _ = load_checked(path)
         except BpmError as error:
             print(error.render(), file=sys.stderr)
             status = EXIT_MODEL_ERROR
@@ -64,28 +65,29 @@ def run_check(files: Sequence[str]) -> int:
 
 
 def run_compile(path: str, emit: str, output: str | None, tree_budget: float | None) -> int:
+    """Compile ``path`` and write the ``emit`` stage (ast, ir, sympy, torch, ...)."""
     source = read_source(path)
     if emit == "ast":
-        from .ir import dump
+        from bpm.compiler.ir import dump
 
-        _write(dump(to_ast(source.text, source.name)) + "\n", output)
+        write_text(dump(to_ast(source.text, source.name)) + "\n", output)
         return EXIT_OK
-    model, _ = _load(path)
+    model, _ = load_checked(path)
     if emit == "ir":
-        from .ir import format_model
+        from bpm.compiler.ir import format_model
 
-        _write(format_model(model) + "\n", output)
+        write_text(format_model(model) + "\n", output)
         return EXIT_OK
     try:
-        derivation, _ = _closed_forms(model, tree_budget, required=emit != "torch")
+        derivation, _ = closed_forms_with_notes(model, tree_budget, required=emit != "torch")
         text = emit_from_derivation(model, emit, source.name, derivation)
     except BpmError as error:
         raise error.with_source(source) from None
-    _write(text, output)
+    write_text(text, output)
     return EXIT_OK
 
 
-def _closed_forms(model, tree_budget: float | None, required: bool):
+def closed_forms_with_notes(model, tree_budget: float | None, required: bool):
     """The derivation and the trees into each state, with notes for a person.
 
     Says so when a kinetic scheme obeys detailed balance, and when it is too large
@@ -93,8 +95,8 @@ def _closed_forms(model, tree_budget: float | None, required: bool):
     :class:`~bpm.compiler.kinetic.TreeBudgetExceeded` is raised). The trees are
     counted once, here.
     """
-    from .kinetic import TreeBudgetExceeded, detailed_balance
-    from .pipeline import derive
+    from bpm.compiler.kinetic import TreeBudgetExceeded, detailed_balance
+    from bpm.compiler.pipeline import derive
 
     if model.kind == "kinetic":
         balance = detailed_balance(model)
@@ -115,22 +117,24 @@ def _closed_forms(model, tree_budget: float | None, required: bool):
 
 
 def run_show(path: str, tree_budget: float | None) -> int:
-    from .show import describe
+    """A summary of the model: states, parameters, the closed form."""
+    from bpm.compiler.show import describe
 
-    model, _ = _load(path)
-    derivation, counts = _closed_forms(model, tree_budget, required=False)
-    _write(describe(model, derivation, tree_counts=counts), None)
+    model, _ = load_checked(path)
+    derivation, counts = closed_forms_with_notes(model, tree_budget, required=False)
+    write_text(describe(model, derivation, tree_counts=counts), None)
     return EXIT_OK
 
 
 def run_graph(path: str, output: str, trees: str | None) -> int:
-    from .graph import draw
+    """Draw a kinetic scheme (or every spanning tree into the state ``trees``)."""
+    from bpm.compiler.graph import draw
 
-    model, _ = _load(path)
+    model, _ = load_checked(path)
     if model.kind != "kinetic":
         raise BpmError(f"{path}: 'bpm graph' draws kinetic schemes; {model.name} is thermodynamic")
     if trees is not None and trees not in model.states:
-        from .errors import did_you_mean
+        from bpm.compiler.errors import did_you_mean
 
         raise BpmError(f"unknown state '{trees}'{did_you_mean(trees, model.states)}")
     draw(model, output, trees)
@@ -138,17 +142,8 @@ def run_graph(path: str, output: str, trees: str | None) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bpm",
-        description="Compile biophysical models of regulatory sequences and fit them to MPRA data.",
-    )
-    parser.add_argument("--version", action="version", version=f"bpm {__version__}")
-    parser.add_argument(
-        "--traceback", action="store_true", help="show the Python traceback of an error"
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``check``, ``compile``, ``show`` and ``graph`` to the ``bpm`` command's subparsers."""
     p = sub.add_parser("check", help="check model files and report every error")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(handler=lambda a: run_check(a.files))
@@ -171,31 +166,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="an .svg, .png or .dot file")
     p.add_argument("--trees", metavar="STATE", help="draw every spanning tree into STATE")
     p.set_defaults(handler=lambda a: run_graph(a.file, a.output, a.trees))
-
-    from bpm.runtime import commands, simulate_cli
-
-    commands.register(sub)
-    simulate_cli.register(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        return args.handler(args)
-    except BpmError as error:
-        if args.traceback:
-            traceback.print_exc()
-        print(error.render(), file=sys.stderr)
-        return EXIT_MODEL_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,9 @@
+"""``python -m bpm.cli``: the ``bpm`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""``bpm fit`` and ``bpm predict``: fit a model to read counts, predict with a saved fit.
+
+The fit flags are :func:`bpm.runtime.options.add_arguments`' (every option once, shared
+with ``torchrun -m bpm.runtime.distributed``); this module adds only what belongs to the
+command: the model, the data, ``-o``, ``--no-plots`` and ``--uncertainty``.
+``run_fit`` and ``run_predict`` do the work and are what tests call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from bpm.compiler.errors import BpmError
+
+EXIT_OK = 0
+
+
+def import_plotting_meanwhile() -> None:
+    """Import matplotlib (pyplot, Agg) in a background thread while the fit runs.
+
+    About half a second of the report's time; torch releases the GIL inside its
+    kernels, so the import overlaps the fit instead of following it.
+    """
+
+    def work():
+        try:
+            from bpm.runtime.plots import pyplot
+
+            pyplot()
+        except Exception:  # the report imports it again and says what failed
+            pass
+
+    threading.Thread(target=work, name="bpm-import-plotting", daemon=True).start()
+
+
+def run_fit(
+    model: str,
+    data: str,
+    output: str | None,
+    options=None,
+    *,
+    plots: bool = True,
+    uncertainty: bool = False,
+) -> int:
+    """Fit ``model`` to ``data`` with ``options`` (a :class:`~bpm.runtime.options.FitOptions`,
+    a dict or None); write the report to ``output``, or summary.json's contents to stdout."""
+    from bpm.runtime.fit import fit
+    from bpm.runtime.options import FitOptions
+    from bpm.runtime.report import summary
+
+    options = FitOptions.build(options)
+    if output is not None and plots:
+        import_plotting_meanwhile()
+    result = fit(model, data, options)
+    if options.quiet:  # otherwise the fit printed them as it started
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+    if uncertainty:
+        if result.dataset is None:
+            print("note: --uncertainty needs the data in memory (a full-batch fit); "
+                  "no standard errors for this fit", file=sys.stderr)  # fmt: skip
+        else:
+            found = result.analyze_uncertainty()
+            for message in [*found.unidentified, *found.notes]:
+                print(f"note: {message}", file=sys.stderr)
+    if output is None:
+        sys.stdout.write(json.dumps(summary(result), indent=2, default=str) + "\n")
+    else:
+        result.save(output, plots=plots)
+        if not options.quiet:
+            wrote = f"summary.json, params/, model.py, model.pt{', plots/' if plots else ''}"
+            print(f"wrote {output}/ ({wrote})", file=sys.stderr)
+    if not options.quiet:
+        test = result.metrics["test"]["I_var_bits"]
+        print(f"fit {result.steps} steps in {result.wall_seconds:.1f} s; "
+              f"test I_var = {test:.3f} bits", file=sys.stderr)  # fmt: skip
+    return EXIT_OK
+
+
+def run_predict(fit_dir: str, sequences: str, output: str | None) -> int:
+    """Predict the output and state probabilities; a CSV to ``output`` or stdout."""
+    from bpm.runtime.load import predict
+    from bpm.runtime.predict import read_sequences
+
+    frame = predict(fit_dir, read_sequences(sequences))
+    if output is None or output == "-":
+        frame.to_csv(sys.stdout, index=False)
+        return EXIT_OK
+    try:
+        frame.to_csv(output, index=False)
+    except OSError as error:
+        raise BpmError(f"cannot write {output}: {error.strerror or error}") from None
+    print(f"wrote {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def fit_from_arguments(args: argparse.Namespace) -> int:
+    """``bpm fit``'s parsed flags to :func:`run_fit`."""
+    from bpm.runtime.options import from_arguments
+
+    return run_fit(args.model, args.data, args.report, from_arguments(args),
+                   plots=args.plots, uncertainty=args.uncertainty)  # fmt: skip
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``fit`` and ``predict`` to the ``bpm`` command's subparsers."""
+    from bpm.runtime.options import add_arguments
+
+    p = subparsers.add_parser(
+        "fit",
+        help="fit a model to sort-seq read counts",
+        description="Maximum-likelihood fit of a .bpm model and an ordinal measurement "
+        "process to sort-seq counts (CSV/TSV, gzipped or not, or Parquet).",
+    )
+    p.add_argument("model", metavar="MODEL", help="a .bpm file")
+    p.add_argument("data", metavar="DATA", help="count table: sequence, ct_0..ct_B, set")
+    p.add_argument("-o", "--output", dest="report", metavar="DIR", help="write the report here")
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="no plots/ in DIR")
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="standard errors (Hessian of the likelihood) and unidentified combinations",
+    )
+    add_arguments(p)
+    p.set_defaults(handler=fit_from_arguments)
+
+    p = subparsers.add_parser(
+        "predict",
+        help="predict t and state probabilities with a fitted model",
+        description="SEQUENCES is a file (one sequence a line, or a table with an x column) "
+        "or sequences separated by commas or spaces.",
+    )
+    p.add_argument("fit_dir", metavar="DIR", help="a directory written by bpm fit -o")
+    p.add_argument("sequences", metavar="SEQUENCES_OR_FILE")
+    p.add_argument("-o", "--output", help="write a CSV here instead of stdout")
+    p.set_defaults(handler=lambda a: run_predict(a.fit_dir, a.sequences, a.output))
