@@ -66,7 +66,7 @@ def one_seed(seed: int, values=None) -> dict:
         "G_I_kcal": float(params["G_I"]) * kT,
         "test_I_var": result.metrics["test"]["I_var_bits"],
         "nll": {k: v["nll"] for k, v in result.metrics.items()},
-        "steps": result.epochs,
+        "steps": result.steps,
         "wall_s": wall,
         "_G_R": params["G_R"].numpy(),
     }

@@ -41,7 +41,7 @@ def dataset(n: int) -> Path:
     path = CACHE / f"lac_{n}.csv.gz"
     done = CACHE / f"lac_{n}.done"
     if not done.exists():
-        cmd = [sys.executable, "-m", "bpm.compiler.cli", "simulate", str(ROOT / "models/lac.bpm")]
+        cmd = [sys.executable, "-m", "bpm.cli", "simulate", str(ROOT / "models/lac.bpm")]
         cmd += ["-o", str(path), "--n", str(n), "--reads", str(3 * n), "--seed", "0"]
         subprocess.run(cmd, check=True)
         done.write_text("ok\n")

@@ -121,7 +121,7 @@ def _spawned(rank: int, world: int, port: int, args: tuple, report: str) -> None
     run(*args, report=report, plots=False)
 
 
-def spawn_fit(model, data, options: FitOptions | dict | None = None, **kwargs):
+def spawn_fit(model, data, options: FitOptions | dict | int | None = None, **kwargs):
     """Fit with ``options.processes`` local processes (gloo on 127.0.0.1, or NCCL with
     ``device="cuda"``); returns rank 0's fit as a :class:`~bpm.runtime.result.FitResult`.
 
@@ -130,8 +130,10 @@ def spawn_fit(model, data, options: FitOptions | dict | None = None, **kwargs):
     """
     import torch.multiprocessing as mp
 
-    from .report import load_fit
+    from .load import load_fit
 
+    if isinstance(options, int):  # spawn_fit(model, data, 2, ...), as before the options record
+        options, kwargs = None, {**kwargs, "processes": options}
     options = FitOptions.build(options, **kwargs)
     if options.processes < 2:
         options = options.replace(processes=2)

@@ -13,7 +13,6 @@ import bpm.compiler
 MODULES = sorted(
     info.name
     for info in pkgutil.iter_modules(bpm.compiler.__path__, "bpm.compiler.")
-    if info.name != "bpm.compiler.cli"
 )
 
 

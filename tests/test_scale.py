@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bpm.compiler.cli import main
+from bpm.cli import main
 from bpm.compiler.errors import BpmDataError, BpmError
 from bpm.runtime.data import read_dataset
 from bpm.runtime.simulate import simulate
@@ -161,10 +161,11 @@ def test_two_process_ddp_equals_one_process(csv, single):
 
     cache, one = single
     two = spawn_fit(LAC, str(csv), 2, seed=0, cache_dir=str(cache), **QUICK)
-    assert two["steps"] == one.epochs
-    assert abs(two["metrics"]["validation"]["nll"] - one.metrics["validation"]["nll"]) < 1e-5
+    assert two.steps == one.steps
+    assert two.data_summary["training"]["processes"] == 2
+    assert abs(two.metrics["validation"]["nll"] - one.metrics["validation"]["nll"]) < 1e-5
     for name, value in one.params().items():
-        np.testing.assert_allclose(np.array(two["params"][name]), value.numpy(), atol=1e-4)
+        np.testing.assert_allclose(two.params()[name].numpy(), value.numpy(), atol=1e-4)
 
 
 def test_fit_streams_big_files(csv, single, monkeypatch):
