@@ -10,10 +10,7 @@ import pytest
 
 import bpm.compiler
 
-MODULES = sorted(
-    info.name
-    for info in pkgutil.iter_modules(bpm.compiler.__path__, "bpm.compiler.")
-)
+MODULES = sorted(info.name for info in pkgutil.iter_modules(bpm.compiler.__path__, "bpm.compiler."))
 
 
 @pytest.mark.parametrize("name", MODULES)
