@@ -38,14 +38,27 @@ def scalar_params(module: nn.Module) -> dict[str, float]:
     """
     kT = contract.kT_kcal_per_mol(module)
     energies = contract.energy_names(module)
-    fixed = gauge_fixed(module)
+    gauged = gauge_fixed(module)
+    slots = contract.layout(module)
     out: dict[str, float] = {}
     for name, value in sorted(module.get_params().items()):
         if value.ndim != 0:
             continue
         base = name.split(".")[0]
-        number = fixed[base][1] if base in fixed and name == f"{base}.offset" else float(value)
+        slot = slots[name]
+        if base in gauged and name == f"{base}.offset":
+            number = gauged[base][1]
+        elif not slot.learned and slot.init is not None and _holds(value, slot.init):
+            number = float(slot.init)  # a fixed value as the file wrote it, not its float32 copy
+        else:
+            number = float(value)
         out[name] = number
         if base in energies:
-            out[f"{name}_kcal_per_mol"] = number * kT
+            # 12 significant digits: kT -> kcal/mol -> kT round trips give back what was written
+            out[f"{name}_kcal_per_mol"] = float(f"{number * kT:.12g}")
     return out
+
+
+def _holds(value, written: float) -> bool:
+    """True if a stored tensor still holds ``written`` (up to its own precision)."""
+    return float(value.to(value.new_tensor(written).dtype)) == float(value.new_tensor(written))

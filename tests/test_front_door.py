@@ -76,6 +76,16 @@ def test_fixed_values_survive_the_fit_and_a_positive_param_named_G_fits(table):
     assert np.isfinite(result.metrics["validation"]["nll"])
 
 
+def test_a_fixed_energy_is_reported_exactly_as_written(table, tmp_path):
+    import json
+
+    result = fit(SITES, table, **QUICK)
+    result.save(tmp_path / "fit", plots=False)
+    params = json.loads((tmp_path / "fit" / "summary.json").read_text())["params"]
+    assert params["G_I_kcal_per_mol"] == -3.0
+    assert params["S"] == 2.5
+
+
 def test_caller_init_overrides_the_file_and_unknown_names_are_errors(table):
     module = load(SITES)()
     start_module(module, {"G_J": -2.0})
