@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from bpm.compiler import __version__
 from bpm.compiler.errors import BpmError
 
-from . import compile_commands, fit_commands
+from . import compile_commands, fit_commands, simulate_command
 
 EXIT_MODEL_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -23,8 +23,6 @@ EXIT_MODEL_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 def build_parser() -> argparse.ArgumentParser:
     """The ``bpm`` parser with every subcommand (check, compile, show, graph, fit,
     predict, simulate); each sets ``handler`` to the function that runs it."""
-    from bpm.runtime import simulate_cli
-
     parser = argparse.ArgumentParser(
         prog="bpm",
         description="Compile biophysical models of regulatory sequences and fit them to MPRA data.",
@@ -36,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     compile_commands.register(sub)
     fit_commands.register(sub)
-    simulate_cli.register(sub)
+    simulate_command.register(sub)
     return parser
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bpm.cli.simulate_command import run_simulate
 from bpm.compiler import load
 from bpm.compiler.errors import BpmDataError, BpmError
 from bpm.runtime.simulate import (
@@ -20,7 +21,6 @@ from bpm.runtime.simulate import (
     simulate,
     zero_mean_gauge,
 )
-from bpm.runtime.simulate_cli import run_simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 LAC = ROOT / "models" / "lac.bpm"
