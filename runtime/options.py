@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from bpm.compiler.errors import BpmError
 
 MODES = ("auto", "full", "stream", "distributed")
+LINKS = ("flexible", "affine")
 #: Options that only the full-batch path uses, and those only minibatches use.
 FULL_ONLY = ("polish",)
 STREAM_ONLY = ("batch_size", "block_rows", "epochs", "val_rows", "cache_dir")
@@ -43,9 +44,14 @@ class FitOptions:
         Adam stage.
 
     The measurement process
-        ``hidden``: tanh units in the monotone link. ``transform``: ``log`` (the link
-        reads ``log(t + floor)``), ``identity``, or ``auto`` (log when every starting
-        ``t`` is positive).
+        ``link``: ``flexible`` (a learned monotone link and learned cutpoints) or
+        ``affine`` (log brightness = a + b log(t + floor) + Gaussian noise: a reporter
+        linear in transcription; ``b`` is 1 unless ``learn_slope``). ``gates``: the
+        B - 1 inner bin boundaries of the sort in natural-log brightness, as the
+        sorter recorded them (``affine`` only; they fix the cutpoints up to the one
+        offset ``a``). ``hidden``: tanh units of the flexible link. ``transform``:
+        ``log`` (the link reads ``log(t + floor)``), ``identity``, or ``auto`` (log when
+        every starting ``t`` is positive).
 
     The optimizer
         Adam with a one-cycle schedule peaking at ``lr``, ``steps`` optimizer steps long
@@ -81,6 +87,9 @@ class FitOptions:
     spread: float = 0.5
     consensus_energy: Mapping[str, float] | None = None
     pin: bool = True
+    link: str = "flexible"
+    gates: tuple[float, ...] | None = None
+    learn_slope: bool = False
     hidden: int = 8
     transform: str = "auto"
     steps: int | None = None
@@ -107,6 +116,14 @@ class FitOptions:
             self.mode = "distributed"
         if self.mode == "distributed" and self.processes < 2 and "processes" in self.given:
             raise BpmError("mode 'distributed' needs processes >= 2")
+        if self.link not in LINKS:
+            raise BpmError(f"link must be one of {list(LINKS)}, not {self.link!r}")
+        if self.gates is not None:
+            self.gates = tuple(float(g) for g in self.gates)
+            if self.link != "affine":
+                raise BpmError("gates fix the cutpoints of the affine link: add link='affine'")
+            if any(b <= a for a, b in zip(self.gates, self.gates[1:], strict=False)):
+                raise BpmError(f"gates must increase, got {list(self.gates)}")
         if self.transform not in ("auto", "log", "identity"):
             raise BpmError(f"transform must be auto, log or identity, not {self.transform!r}")
         for name in ("steps", "eval_every", "epochs"):
@@ -178,7 +195,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--patience", type=int, help="stop after this many checks without improvement (6)")
     add("--eval-every", type=int, help="steps between validation checks (default 10 / 200)")
     add("--polish", type=int, help="most L-BFGS iterations after Adam (default 200; 0: none)")
-    add("--hidden", type=int, help="tanh units in the measurement link (default 8)")
+    add("--hidden", type=int, help="tanh units in the flexible measurement link (default 8)")
+    add(
+        "--link", choices=LINKS, help="flexible (default) or affine: log brightness linear in log t"
+    )
+    add(
+        "--gates",
+        metavar="G1,G2,...|FILE",
+        help="the sort's inner bin boundaries in natural-log brightness (with --link affine)",
+    )
+    add(
+        "--learn-slope",
+        action="store_true",
+        default=None,
+        help="learn the affine link's slope b instead of holding it at 1",
+    )
     add("--model-output", dest="output", help="the model output to fit (default: t)")
     add(
         "--init",
@@ -237,6 +268,8 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
         "epochs",
         "cache_dir",
         "quiet",
+        "link",
+        "learn_slope",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -245,6 +278,8 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
         values.setdefault("mode", "stream")
     if values.get("processes") in (0, 1):
         values.pop("processes")
+    if getattr(args, "gates", None):
+        values["gates"] = parse_gates(args.gates)
     if getattr(args, "init", None):
         values["init"] = parse_init(args.init)
     if getattr(args, "fix", None):
@@ -276,3 +311,21 @@ def parse_init(pairs) -> dict[str, float]:
         if not sep:
             raise BpmError(f"--init expects NAME=NUMBER, not '{pair}'")
     return out
+
+
+def parse_gates(text: str) -> tuple[float, ...]:
+    """Gates from ``"g1,g2,..."`` or from a file with one number a line (``#`` comments)."""
+    from pathlib import Path
+
+    path = Path(text)
+    if path.is_file():
+        items = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        where = f"in {path}"
+    else:
+        items = [part.strip() for part in text.split(",")]
+        where = f"in --gates {text!r}"
+    items = [item for item in items if item]
+    try:
+        return tuple(float(item) for item in items)
+    except ValueError:
+        raise BpmError(f"gates must be numbers (natural-log brightness); {where}") from None

@@ -264,7 +264,13 @@ def _start(module, output, options, codes, counts, x_sample, bin_totals):
     with torch.no_grad():
         t0 = contract.select_output(module(x_sample), output)
     measurement = start_measurement(
-        t0, bin_totals, hidden=options.hidden, transform=options.transform
+        t0,
+        bin_totals,
+        hidden=options.hidden,
+        transform=options.transform,
+        link=options.link,
+        gates=options.gates,
+        learn_slope=options.learn_slope,
     )
     held = hold(module, options.fix)
     hooks = pin_consensus(module, codes) if options.pin else []

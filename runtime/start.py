@@ -142,11 +142,21 @@ def hold(module: nn.Module, names) -> list[torch.Tensor]:
 
 
 def start_measurement(
-    t0: torch.Tensor, bin_totals: torch.Tensor, *, hidden: int, transform: str
+    t0: torch.Tensor,
+    bin_totals: torch.Tensor,
+    *,
+    hidden: int,
+    transform: str,
+    link: str = "flexible",
+    gates=None,
+    learn_slope: bool = False,
 ) -> OrdinalMeasurement:
     """An ordinal measurement process centred on the starting outputs ``t0`` (``[N]``),
     cutpoints from the training reads per bin; ``transform="auto"`` is ``log`` when
-    every ``t0`` is positive."""
+    every ``t0`` is positive. ``link`` (``flexible`` or ``affine``), ``gates`` and
+    ``learn_slope`` as in :class:`~bpm.runtime.options.FitOptions`."""
+    if link != "flexible":
+        raise BpmError(f"the {link} link is not built yet")
     if transform == "auto":
         transform = "log" if bool((t0 > 0).all()) else "identity"
     u0 = torch.log(t0) if transform == "log" else t0
