@@ -23,6 +23,9 @@ def run_simulate(
     noise: float = 0.5,
     params: str | None = None,
     seed: int = 0,
+    floor: float = 0.0,
+    background: float = 0.0,
+    measurement_from: str | None = None,
 ) -> int:
     """Simulate ``n`` cells; write ``output``, ``<stem>.truth.json`` and ``<stem>.truth/``."""
     start = time.perf_counter()
@@ -38,12 +41,15 @@ def run_simulate(
         bins=bins,
         reads=reads,
         noise=noise,
+        floor=floor,
+        background=background,
+        measurement_from=measurement_from,
     )
     paths = write(table, truth, output)
     seconds = time.perf_counter() - start
     print(
         f"simulated {n} cells of '{truth.model}': {len(table)} unique sequences with reads, "
-        f"{truth.meta['reads']} reads in {bins} bins ({seconds:.1f} s)",
+        f"{truth.meta['reads']} reads in {truth.meta['bins']} bins ({seconds:.1f} s)",
         file=sys.stderr,
     )
     print(f"wrote {paths['data']}, {paths['truth']}, {paths['matrices']}/", file=sys.stderr)
@@ -82,6 +88,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="DIR_OR_JSON",
         help="ground truth: a fit directory, a JSON file or a .truth.json; the rest is random",
     )
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=0.0,
+        help="brightness floor f: readout log(t + f) + noise (default 0, units of t)",
+    )
+    p.add_argument(
+        "--background",
+        type=float,
+        default=0.0,
+        help="fraction of cells sorted regardless of their reporter (default 0)",
+    )
+    p.add_argument(
+        "--measurement-from",
+        metavar="DIR",
+        help="draw bins from a bpm fit -o directory's own measurement process "
+        "(its parameters are the default truth)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(
         handler=lambda a: run_simulate(
@@ -95,6 +119,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             noise=a.noise,
             params=a.params,
             seed=a.seed,
+            floor=a.floor,
+            background=a.background,
+            measurement_from=a.measurement_from,
         )
     )
     return p

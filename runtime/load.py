@@ -20,6 +20,7 @@ import torch
 from bpm.compiler.errors import BpmError
 
 from .measurement import OrdinalMeasurement
+from .measurement_affine import AffineMeasurement
 from .predict import predictions, read_sequences
 from .report import FORMAT, SPLIT_KEYS
 from .result import FitResult
@@ -56,7 +57,7 @@ def load_fit(directory: str | Path, device: str = "cpu") -> FitResult:
         )
     module = cls().to(device)
     module.load_state_dict(saved["module_state"])
-    measurement = OrdinalMeasurement(**saved["measurement_config"]).to(device)
+    measurement = build_measurement(saved["measurement_config"]).to(device)
     measurement.load_state_dict(saved["measurement_state"])
     module.eval()
     measurement.eval()
@@ -79,6 +80,19 @@ def load_fit(directory: str | Path, device: str = "cpu") -> FitResult:
         data_path=info["data"],
         profile=list(info.get("profile", [])),
     )
+
+
+def build_measurement(config: dict):
+    """The measurement process a saved ``measurement_config`` describes: its ``kind``
+    names the class (``affine``: :class:`AffineMeasurement`); configs without one were
+    written for the flexible :class:`OrdinalMeasurement`."""
+    config = dict(config)
+    kind = config.pop("kind", "flexible")
+    if kind == "affine":
+        return AffineMeasurement(**config)
+    if kind == "flexible":
+        return OrdinalMeasurement(**config)
+    raise BpmError(f"unknown measurement process kind {kind!r} in model.pt")
 
 
 def predict(fit_dir, sequences) -> pd.DataFrame:

@@ -96,8 +96,12 @@ def _site_energy_sums(module: torch.nn.Module, codes: np.ndarray) -> dict[str, n
     return {k: energies[k] for k in site_energies(module)}
 
 
-def _check_settings(n, bins, mutation_rate, noise, reads) -> int:
+def _check_settings(n, bins, mutation_rate, noise, reads, floor=0.0, background=0.0) -> int:
     """The settings' errors in words; returns the number of reads (default ``n``)."""
+    if not floor >= 0:
+        raise BpmDataError(f"floor must be >= 0, not {floor}")
+    if not 0 <= background < 1:
+        raise BpmDataError(f"background must be a fraction in [0, 1), not {background}")
     if n < 1:
         raise BpmDataError(f"n must be positive, not {n}")
     if bins < 2:
@@ -179,6 +183,28 @@ def _sort_and_sequence(readout, bins, reads, rng) -> tuple[np.ndarray, np.ndarra
     return cell_bin, np.bincount(cell, minlength=n), edges
 
 
+def _background(readout: np.ndarray, fraction: float, rng) -> np.ndarray:
+    """A ``fraction`` of cells, drawn at random, take the readout of a random cell."""
+    chosen = np.flatnonzero(rng.random(len(readout)) < fraction)
+    out = readout.copy()
+    out[chosen] = readout[rng.integers(0, len(readout), len(chosen))]
+    return out
+
+
+def _draw_from(measurement, t, reads, cell_rng, read_rng) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's bin drawn from ``measurement``'s ``p(bin | t)``; ``reads`` reads, each
+    from a cell of the library at random. Returns each cell's bin and number of reads."""
+    cell_bin = np.empty(len(t), dtype=np.int64)
+    with torch.no_grad():
+        for start in range(0, len(t), _BATCH):
+            p = measurement(torch.from_numpy(t[start : start + _BATCH])).numpy()
+            cum = np.cumsum(p / p.sum(1, keepdims=True), axis=1)
+            u = cell_rng.random(len(p))[:, None]
+            cell_bin[start : start + len(p)] = np.minimum((u > cum).sum(1), p.shape[1] - 1)
+    per_cell = np.bincount(read_rng.integers(0, len(t), reads), minlength=len(t))
+    return cell_bin, per_cell
+
+
 def _count_table(codes, cell_bin, per_cell, bins) -> tuple[np.ndarray, np.ndarray]:
     """One row per unique sequence with reads, in first-seen order: its codes and counts."""
     seen = np.flatnonzero(per_cell)
@@ -212,6 +238,9 @@ def simulate(
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     output: str | None = None,
     dtype: torch.dtype = torch.float64,
+    floor: float = 0.0,
+    background: float = 0.0,
+    measurement_from: str | Path | None = None,
 ) -> tuple[pd.DataFrame, Truth]:
     """Simulate a sort-seq experiment; return the count table and the ground truth.
 
@@ -222,24 +251,39 @@ def simulate(
       parameters drawn from ``seed`` (see :func:`random_params`). Offsets not given are
       set so that each site energy's median over the library is ``site_energy_median``
       kT (intermediate occupancy).
-    - Expression: each cell's readout is ``log t + noise * N(0, 1)``, ``t`` the model's
-      output ``output`` (default: the one fitting uses, ``t`` when several).
+    - Expression: each cell's readout is ``log(t + floor) + noise * N(0, 1)``, ``t`` the
+      model's output ``output`` (default: the one fitting uses, ``t`` when several);
+      a fraction ``background`` of the cells is sorted regardless of its reporter: its
+      readout is that of a cell drawn at random from the library. This is the process
+      of :class:`~bpm.runtime.measurement_affine.AffineMeasurement` with ``a = 0``,
+      ``b = 1``, ``sigma = noise`` and the recorded gates.
     - Sort: cells go to ``bins`` bins at the quantiles of the readouts (equal numbers of
-      cells per bin, dimmest first).
+      cells per bin, dimmest first); the inner edges are ``bin_edges_log_t``.
+    - Or, with ``measurement_from`` (a ``bpm fit -o`` directory): the truth defaults to
+      that fit's parameters (``params`` still overrides), each cell's bin is drawn from
+      the fit's own measurement process ``p(bin | t)``, and each read picks a cell of
+      the library at random (``bins``, ``noise``, ``floor`` and ``background`` unused).
     - Sequencing: ``reads`` reads in all (default ``n``), split equally among bins; each
       read samples a cell of its bin uniformly with replacement (multinomial sampling).
 
     The table has one row per unique sequence with at least one read: ``x``,
     ``ct_0``..``ct_{bins-1}`` and ``set`` (a random ``split_fractions`` split).
     """
-    reads = _check_settings(n, bins, mutation_rate, noise, reads)
+    reads = _check_settings(n, bins, mutation_rate, noise, reads, floor, background)
+    fitted = None
+    if measurement_from is not None:
+        from bpm.runtime.load import load_fit
+
+        fitted = load_fit(measurement_from).measurement.double()
+        bins = fitted.n_bins
+        params = measurement_from if params is None else params
     module = instantiate(model).to(dtype)
     if module.sequence_length is None:
         raise BpmError(f"model '{module.name}' has no sequence to mutagenize")
     output = choose_output(module, output)
     alphabet = module.alphabet
     # Independent streams, so that changing one setting leaves the other draws alone.
-    names = ("wt", "params", "library", "noise", "reads", "split")
+    names = ("wt", "params", "library", "noise", "reads", "split", "background")
     seeds = np.random.SeedSequence(seed).spawn(len(names))
     streams = {k: np.random.default_rng(s) for k, s in zip(names, seeds, strict=True)}
 
@@ -254,8 +298,14 @@ def simulate(
             f"model '{module.name}' gave non-positive or non-finite outputs under these "
             "parameters; a log-normal readout needs t > 0"
         )
-    readout = np.log(t) + noise * streams["noise"].standard_normal(n)
-    cell_bin, per_cell, edges = _sort_and_sequence(readout, bins, reads, streams["reads"])
+    if fitted is None:
+        readout = np.log(t + floor) + noise * streams["noise"].standard_normal(n)
+        if background > 0:
+            readout = _background(readout, background, streams["background"])
+        cell_bin, per_cell, edges = _sort_and_sequence(readout, bins, reads, streams["reads"])
+    else:
+        cell_bin, per_cell = _draw_from(fitted, t, reads, streams["noise"], streams["reads"])
+        edges = fitted.cutpoints().tolist() if getattr(fitted, "gated", False) else None
     row_codes, counts = _count_table(codes, cell_bin, per_cell, bins)
 
     split = _split(len(counts), split_fractions, streams["split"])
@@ -274,6 +324,8 @@ def simulate(
         "bins": int(bins),
         "reads": int(reads),
         "noise": float(noise),
+        "floor": float(floor),
+        "background": float(background),
         "output": output,
         "bin_edges_log_t": edges,
         "unique_sequences": int(len(counts)),
@@ -282,6 +334,12 @@ def simulate(
         "t_median": float(np.median(t)),
         "log_t_sd": float(np.std(np.log(t))),
     }
+    if fitted is not None:
+        meta.update(noise=None, floor=None, background=None)
+        meta["measurement_from"] = str(measurement_from)
+        meta["measurement"] = {"config": fitted.config(), "floor": fitted.floor()}
+        if edges is None:
+            del meta["bin_edges_log_t"]
     truth = Truth(module.name, final, kT_kcal_per_mol(module), alphabet, meta)
     return table, truth
 

@@ -8,6 +8,7 @@ reads instead. The measurement process starts centred on the starting outputs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,6 +19,7 @@ from bpm.compiler.errors import BpmError
 
 from . import contract
 from .measurement import OrdinalMeasurement
+from .measurement_affine import AffineMeasurement
 
 
 def start_module(
@@ -150,13 +152,21 @@ def start_measurement(
     link: str = "flexible",
     gates=None,
     learn_slope: bool = False,
-) -> OrdinalMeasurement:
-    """An ordinal measurement process centred on the starting outputs ``t0`` (``[N]``),
-    cutpoints from the training reads per bin; ``transform="auto"`` is ``log`` when
-    every ``t0`` is positive. ``link`` (``flexible`` or ``affine``), ``gates`` and
-    ``learn_slope`` as in :class:`~bpm.runtime.options.FitOptions`."""
+) -> nn.Module:
+    """The measurement process, started on the starting outputs ``t0`` (``[N]``) and the
+    training reads per bin ``bin_totals``; ``link`` (``flexible`` or ``affine``),
+    ``gates`` and ``learn_slope`` as in :class:`~bpm.runtime.options.FitOptions`.
+
+    ``flexible``: an :class:`OrdinalMeasurement` centred on ``t0``, cutpoints from the
+    reads' cumulative bin fractions; ``transform="auto"`` is ``log`` when every ``t0``
+    is positive. ``affine``: an :class:`AffineMeasurement` (it reads ``log(t + f)``, so
+    ``t0`` must be positive) whose offset and noise make the predicted bin fractions
+    match the reads (:meth:`AffineMeasurement.start_on`).
+    """
+    if link == "affine":
+        return start_affine(t0, bin_totals, gates=gates, learn_slope=learn_slope)
     if link != "flexible":
-        raise BpmError(f"the {link} link is not built yet")
+        raise BpmError(f"link must be flexible or affine, not {link!r}")
     if transform == "auto":
         transform = "log" if bool((t0 > 0).all()) else "identity"
     u0 = torch.log(t0) if transform == "log" else t0
@@ -168,4 +178,27 @@ def start_measurement(
         scale=max(float(u0.std()), 1.0),  # about one kT: z grows as the energies do
     ).to(t0.device)
     measurement.start_on(bin_totals.to(t0.device).float())
+    return measurement
+
+
+def start_affine(t0: torch.Tensor, bin_totals: torch.Tensor, *, gates=None, learn_slope=False):
+    """An :class:`AffineMeasurement` started on ``t0`` and the reads per bin (see
+    :func:`start_measurement`); the floor starts at 5% of a typical ``t0``."""
+    n_bins = len(bin_totals)
+    if gates is not None and len(gates) != n_bins - 1:
+        raise BpmError(
+            f"the data have {n_bins} bins, so the sort has {n_bins - 1} inner gates; "
+            f"{len(gates)} gates were given ({list(gates)})"
+        )
+    if not bool(torch.isfinite(t0).all()) or bool((t0 < 0).any()):
+        raise BpmError(
+            "the affine link reads log(t + floor), so it needs a non-negative output t; "
+            "this model's starting output is negative somewhere (use --link flexible)"
+        )
+    positive = t0[t0 > 0]
+    center = float(torch.log(positive).mean()) if len(positive) else 0.0
+    measurement = AffineMeasurement(
+        n_bins, gates=gates, learn_slope=learn_slope, floor=math.exp(center - 3.0)
+    ).to(t0.device)
+    measurement.start_on(bin_totals.to(t0.device).float(), t0.float())
     return measurement

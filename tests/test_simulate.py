@@ -238,3 +238,49 @@ def test_several_outputs_and_none_named_t_must_be_chosen():
         simulate(cls, n=100, seed=0)
     _, truth = simulate(cls, n=100, seed=0, output="b")
     assert truth.meta["output"] == "b"
+
+
+def test_floor_and_background_default_to_todays_table_and_are_recorded():
+    plain, truth = simulate(LAC, n=3000, wild_type=WILD_TYPE, seed=4)
+    same, _ = simulate(LAC, n=3000, wild_type=WILD_TYPE, seed=4, floor=0.0, background=0.0)
+    pd.testing.assert_frame_equal(plain, same)
+    assert truth.meta["floor"] == 0.0 and truth.meta["background"] == 0.0
+    mixed, mixed_truth = simulate(
+        LAC, n=3000, wild_type=WILD_TYPE, seed=4, floor=0.5, background=0.3
+    )
+    assert mixed_truth.meta["floor"] == 0.5 and mixed_truth.meta["background"] == 0.3
+    assert not plain.equals(mixed)
+    with pytest.raises(BpmDataError, match="background"):
+        simulate(LAC, n=100, wild_type=WILD_TYPE, background=1.0)
+    with pytest.raises(BpmDataError, match="floor"):
+        simulate(LAC, n=100, wild_type=WILD_TYPE, floor=-1.0)
+
+
+def test_background_cells_land_in_bins_regardless_of_t():
+    """With every cell background, a sequence's mean bin no longer follows its t."""
+    table, truth = simulate(LAC, n=20_000, wild_type=WILD_TYPE, seed=2, background=0.999)
+    module = load(LAC)()
+    module.set_params({k: torch.as_tensor(np.asarray(v)) for k, v in truth.params.items()})
+    t = outputs(module.double(), encode(table["x"].tolist(), module.alphabet))
+    counts = table.filter(like="ct_").to_numpy()
+    mean_bin = (counts * np.arange(10)).sum(1) / counts.sum(1)
+    assert abs(np.corrcoef(np.log(t), mean_bin)[0, 1]) < 0.05
+
+
+def test_simulate_from_a_fitted_measurement_process(tmp_path):
+    from bpm.runtime import fit
+
+    table, truth = simulate(LAC, n=3000, wild_type=WILD_TYPE, mutation_rate=0.115, seed=6)
+    gates = truth.meta["bin_edges_log_t"]
+    fit(LAC, table, link="affine", gates=gates, steps=20, polish=0, quiet=True).save(
+        tmp_path / "fit", plots=False
+    )
+    run_simulate(
+        str(LAC), str(tmp_path / "again.csv"), n=4000, measurement_from=str(tmp_path / "fit")
+    )
+    doc = json.loads((tmp_path / "again.truth.json").read_text())["simulation"]
+    assert doc["measurement_from"] == str(tmp_path / "fit")
+    assert doc["measurement"]["config"]["kind"] == "affine"
+    assert doc["bin_edges_log_t"] == pytest.approx(gates, rel=1e-6)
+    again = pd.read_csv(tmp_path / "again.csv")
+    assert again.filter(like="ct_").to_numpy().sum() == 4000
