@@ -47,6 +47,10 @@ def fit(model, data, options: FitOptions | dict | None = None, **kwargs) -> FitR
     option and its default).
     """
     options = FitOptions.build(options, **kwargs)
+    if options.starts > 1:
+        from .multistart import fit_many
+
+        return fit_many(model, data, options)
     path = execution_path(data, options)
     if path == "distributed":
         from .distributed import spawn_fit

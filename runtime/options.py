@@ -41,7 +41,10 @@ class FitOptions:
         start site matrices from each letter's mean bin (``spread`` kT a position,
         ``consensus_energy`` kT for the consensus sequence, by site name). ``pin``:
         hold each matrix's consensus letters (gauge-redundant with the offset) in the
-        Adam stage.
+        Adam stage. ``starts``: how many fits from different starting points
+        (:mod:`bpm.runtime.multistart`: each scalar energy started on both sides of
+        zero, run in parallel processes); the most likely is kept and every distinct
+        optimum is listed.
 
     The measurement process
         ``link``: ``flexible`` (a learned monotone link and learned cutpoints) or
@@ -87,6 +90,7 @@ class FitOptions:
     spread: float = 0.5
     consensus_energy: Mapping[str, float] | None = None
     pin: bool = True
+    starts: int = 1
     link: str = "flexible"
     gates: tuple[float, ...] | None = None
     learn_slope: bool = False
@@ -110,6 +114,8 @@ class FitOptions:
     def __post_init__(self):
         if self.mode not in MODES:
             raise BpmError(f"mode must be one of {list(MODES)}, not {self.mode!r}")
+        if self.starts < 1:
+            raise BpmError(f"starts must be at least 1, not {self.starts}")
         if self.processes < 1:
             raise BpmError(f"processes must be at least 1, not {self.processes}")
         if self.processes > 1 and self.mode in ("auto", "stream"):
@@ -190,6 +196,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, help="the fit's seed (default 0)")
     add("--device", help="cpu (default) or cuda")
     add("--threads", type=int, help="CPU threads per process (default 1)")
+    add("--starts", type=int, help="fits from several starts, the best kept (default 1)")
     add("--steps", type=int, help="Adam steps (default 200 full batch; minibatch: by epochs)")
     add("--lr", type=float, help="peak learning rate (default 0.07)")
     add("--patience", type=int, help="stop after this many checks without improvement (6)")
@@ -270,6 +277,7 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
         "quiet",
         "link",
         "learn_slope",
+        "starts",
     ):
         value = getattr(args, name, None)
         if value is not None:

@@ -29,7 +29,8 @@ class FitResult:
     aside. ``sizes``: sequences per split. ``source``: the generated module's text.
     ``notes``: what the fit said about options it could not use. ``dataset``: the data
     in memory (None for a streamed or reloaded fit). ``profile``: rows of a profile
-    likelihood. ``uncertainty``: the analysis of :meth:`analyze_uncertainty`.
+    likelihood. ``optima``: with several starts, every distinct optimum found (best first).
+    ``uncertainty``: the analysis of :meth:`analyze_uncertainty`.
     """
 
     module: nn.Module
@@ -49,6 +50,7 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     dataset: object | None = field(default=None, repr=False)
     profile: list = field(default_factory=list)
+    optima: list = field(default_factory=list)
     uncertainty: object | None = field(default=None, repr=False)
 
     @property
