@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from . import contract
-from .tables import gauge_fixed
+from .site_tables import ReportTables, report_tables
+from .tables import matrix_frame
 
 
 def pyplot():
@@ -21,31 +22,44 @@ def pyplot():
     return plt
 
 
-def plot_all(result, directory: Path) -> list[Path]:
-    """Write every figure of ``result`` into ``directory``; returns the paths."""
+def plot_all(
+    result, directory: Path, tables: ReportTables | None = None, gauge: str = "zero-mean"
+) -> list[Path]:
+    """Write every figure of ``result`` into ``directory``; returns the paths.
+
+    ``tables``: the site tables to draw (:func:`~bpm.runtime.site_tables.report_tables`),
+    by default made in ``gauge`` (the library consensus as wild type).
+    """
+    from .plots_pairwise import plot_pairs
+
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    tables = tables or report_tables(result, gauge)
     plt = pyplot()
     paths = []
     try:
-        paths += plot_logos(result, directory, plt)
+        paths += plot_logos(result, tables, directory, plt)
+        paths += plot_pairs(result, tables, directory, plt)
         paths.append(plot_history(result, directory / "history.png", plt))
         if result.dataset is not None:
             paths.append(plot_measurement(result, directory / "measurement.png", plt))
             paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
         if result.uncertainty is not None:
-            paths += plot_errors(result, directory, plt)
+            paths += plot_errors(result, tables, directory, plt)
     finally:
         plt.close("all")
     return paths
 
 
-def plot_logos(result, directory: Path, plt) -> list[Path]:
-    """One sequence logo per site energy: letter height = -ΔG (kcal/mol), up = binds better."""
+def plot_logos(result, tables: ReportTables, directory: Path, plt) -> list[Path]:
+    """One sequence logo per site energy (its additive part, read on the top strand):
+    letter height = -ΔG (kcal/mol), up = binds better."""
     kT = result.kT_kcal_per_mol
     paths = []
-    for name, (frame, offset) in gauge_fixed(result.module).items():
+    for name, terms in tables.terms.items():
+        frame = matrix_frame(terms)
         width = len(frame)
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * width + 1.5), 2.6))
+        fig, ax = plt.subplots(figsize=(max(6.5, 0.28 * width + 1.5), 2.9))
         draw_logo(ax, -frame * kT)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_ylabel("−ΔG (kcal/mol)")
@@ -53,29 +67,28 @@ def plot_logos(result, directory: Path, plt) -> list[Path]:
         step = 5 if width > 20 else 1
         ticks = [p for p in frame.index if p % step == 0]
         ax.set_xticks(ticks)
+        strand = "bottom-strand site, read on the top strand; " if terms.revcomp else ""
         ax.set_title(
-            f"{name}: zero-mean gauge, offset {offset * kT:+.2f} kcal/mol "
-            f"(letters up bind more strongly)",
+            f"{name}: {tables.gauge_words(name, kT)}\n{strand}letters up bind more strongly",
             fontsize=9,
         )
         paths.append(_save(fig, (ax,), directory / f"logo_{name}.png"))
     return paths
 
 
-def plot_errors(result, directory: Path, plt) -> list[Path]:
+def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path]:
     """Fitted values with ±1 standard error bars: each matrix entry, and the scalar energies.
 
-    ``errors_<energy>.png``: one point per letter at each position (zero-mean gauge,
+    ``errors_<energy>.png``: one point per letter at each position (the report's gauge,
     kcal/mol), so a reader sees which positions the data pin down; ``errors_scalars.png``:
     the scalar energies, with those the data leave free marked as such.
     """
     kT = result.kT_kcal_per_mol
     errors = result.uncertainty.standard_errors
     paths = []
-    for name, (frame, _) in gauge_fixed(result.module).items():
-        se = errors.get(name)
-        if not isinstance(se, np.ndarray):
-            continue
+    for name, found in tables.errors.items():
+        frame = matrix_frame(tables.terms[name])
+        se = found.matrix
         width = len(frame)
         fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * width + 1.5), 2.8))
         letters = list(frame.columns)
@@ -95,9 +108,14 @@ def plot_errors(result, directory: Path, plt) -> list[Path]:
         ax.set_xlabel("position in sequence (0-based)")
         ax.set_ylabel("ΔG (kcal/mol)")
         ax.legend(ncol=len(letters), fontsize=7, frameon=False, loc="upper right")
-        ax.set_title(f"{name}: fitted entries ± 1 standard error (zero-mean gauge)", fontsize=9)
+        ax.set_title(
+            f"{name}: fitted entries ± 1 standard error ({tables.gauge_words(name, kT)})",
+            fontsize=9,
+        )
         paths.append(_save(fig, (ax,), directory / f"errors_{name}.png"))
     values = result.module.get_params()
+    offsets = {f"{n}.offset": t.offset for n, t in tables.terms.items()}
+    offset_errors = {f"{n}.offset": e.offset for n, e in tables.errors.items()}
     scalars = [
         n for n in sorted(errors) if n.split(".")[0] in contract.energy_names(result.module)
         and not isinstance(errors[n], np.ndarray) and values[n].ndim == 0
@@ -105,7 +123,8 @@ def plot_errors(result, directory: Path, plt) -> list[Path]:
     if scalars:
         fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(scalars) + 1.2))
         for row, name in enumerate(scalars):
-            value, se = float(values[name]) * kT, float(errors[name]) * kT
+            value = offsets.get(name, float(values[name])) * kT  # offsets in the report's gauge
+            se = offset_errors.get(name, float(errors[name])) * kT
             free = not np.isfinite(se)
             ax.errorbar(value, row, xerr=None if free else se, fmt="o", color="0.2", capsize=3)
             label = "not identified" if free else f"{value:+.2f} ± {se:.2f}"
@@ -117,7 +136,7 @@ def plot_errors(result, directory: Path, plt) -> list[Path]:
         ax.set_ylim(-0.6, len(scalars) - 0.2)
         ax.margins(x=0.15)
         ax.set_xlabel("kcal/mol (± 1 standard error)")
-        ax.set_title("scalar energies", fontsize=9)
+        ax.set_title(f"scalar energies (site offsets in the {tables.gauge} gauge)", fontsize=9)
         paths.append(_save(fig, (ax,), directory / "errors_scalars.png"))
     return paths
 

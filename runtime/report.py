@@ -17,7 +17,8 @@ import torch
 from bpm.compiler.errors import BpmError
 
 from . import contract
-from .tables import gauge_fixed, scalar_params
+from .site_tables import ReportTables, report_tables
+from .tables import matrix_frame, pairs_frame, scalar_params
 
 #: The version of model.pt's layout. 1: ``summary["epochs"]`` held the optimizer steps;
 #: 2: ``summary["steps"]``, with ``stages`` and ``notes``. Both load.
@@ -26,10 +27,13 @@ FORMAT = 2
 SPLIT_KEYS = (("train", "training"), ("val", "validation"), ("test", "test"))
 
 
-def summary(result) -> dict:
-    """The contents of summary.json."""
+def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tables=None) -> dict:
+    """The contents of summary.json, site offsets in ``gauge`` (``"zero-mean"`` or
+    ``"wild-type"``; ``wild_type`` a sequence, default the library consensus; see
+    :func:`bpm.runtime.site_tables.report_tables`). ``tables``: those already made."""
     module = result.module
     name = getattr(module, "name", "")
+    tables = tables or report_tables(result, gauge, wild_type)
     return {
         "model": result.model_path or name,
         "model_name": name,
@@ -45,26 +49,70 @@ def summary(result) -> dict:
         "wall_seconds": round(result.wall_seconds, 3),
         "kT_kcal_per_mol": contract.kT_kcal_per_mol(module),
         "metrics": {short: result.metrics[split] for short, split in SPLIT_KEYS},
-        "params": scalar_params(module),
+        "gauge": tables.gauge,
+        "params": scalar_params(module, tables.gauge, tables.wild_type),
+        "sites": sites_summary(tables, contract.kT_kcal_per_mol(module)),
+        **wild_type_summary(result, tables),
         "measurement_floor": result.measurement.floor(),
         "data_validation": result.data_summary,
         **({"profile": result.profile} if result.profile else {}),
-        **uncertainty_summary(result),
+        **uncertainty_summary(result, tables),
     }
 
 
-def uncertainty_summary(result) -> dict:
-    """Standard errors of the scalars (natural units, energies also in kcal/mol) and the
-    parameter combinations the data leave free; empty when no analysis was run."""
+def sites_summary(tables: ReportTables, kT: float) -> dict:
+    """Each site energy: kind, positions, the strand the model reads it on, its offset in
+    the report's gauge and, when the wild type is known, the wild type's energy."""
+    out = {}
+    for name, terms in tables.terms.items():
+        entry = {
+            "kind": terms.kind,
+            "start": terms.start,
+            "stop": terms.start + len(terms.matrix),
+            "strand": "bottom" if terms.revcomp else "top",
+            "offset": terms.offset,
+            "offset_kcal_per_mol": terms.offset * kT,
+        }
+        if name in tables.wild_type_energies:
+            energy = tables.wild_type_energies[name]
+            entry.update(wild_type_energy=energy, wild_type_energy_kcal_per_mol=energy * kT)
+        out[name] = entry
+    return out
+
+
+def wild_type_summary(result, tables: ReportTables) -> dict:
+    """``{"wild_type": {"sequence", "source", "energies", "energies_kcal_per_mol"}}`` when
+    the wild type is known (given, or the consensus of the fit's library), else empty."""
+    if tables.wild_type is None:
+        return {}
+    kT = contract.kT_kcal_per_mol(result.module)
+    letters = str(result.module.alphabet)
+    energies = tables.wild_type_energies
+    return {
+        "wild_type": {
+            "sequence": "".join(letters[c] for c in tables.wild_type),
+            "source": tables.wild_type_source,
+            "energies": dict(energies),
+            "energies_kcal_per_mol": {k: v * kT for k, v in energies.items()},
+        }
+    }
+
+
+def uncertainty_summary(result, tables: ReportTables | None = None) -> dict:
+    """Standard errors of the scalars (natural units, energies also in kcal/mol; site
+    offsets in the report's gauge) and the parameter combinations the data leave free;
+    empty when no analysis was run."""
     found = result.uncertainty
     if found is None:
         return {}
     kT = result.kT_kcal_per_mol
     energies = contract.energy_names(result.module)
+    offsets = {f"{n}.offset": e.offset for n, e in (tables.errors if tables else {}).items()}
     errors = {}
     for name, se in sorted(found.standard_errors.items()):
         if isinstance(se, np.ndarray):
             continue
+        se = offsets.get(name, se)
         value = float(se) if np.isfinite(se) else None  # None: not identified
         errors[name] = value
         if name.split(".")[0] in energies:
@@ -76,24 +124,29 @@ def uncertainty_summary(result) -> dict:
     }
 
 
-def write_report(result, directory: Path, plots: bool = True) -> Path:
-    """Write every output of a fit into ``directory`` (created if needed)."""
+def write_report(
+    result,
+    directory: Path,
+    plots: bool = True,
+    gauge: str = "zero-mean",
+    wild_type: str | None = None,
+) -> Path:
+    """Write every output of a fit into ``directory`` (created if needed).
+
+    Every table, offset and figure is in ``gauge``: ``"zero-mean"`` (each position's
+    letters average zero) or ``"wild-type"`` (each wild-type letter is zero, the offset
+    is the wild type's energy); ``wild_type`` is a full-length sequence, by default the
+    consensus of the fit's library. summary.json names the gauge.
+    """
     directory = Path(directory)
     try:
         (directory / "params").mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BpmError(f"cannot create {directory}: {error.strerror or error}") from None
-    info = summary(result)
+    tables = report_tables(result, gauge, wild_type)
+    info = summary(result, tables=tables)
     (directory / "summary.json").write_text(json.dumps(info, indent=2, default=to_json) + "\n")
-    kT = info["kT_kcal_per_mol"]
-    for name, (frame, _) in gauge_fixed(result.module).items():
-        (frame * kT).to_csv(directory / "params" / f"{name}.csv", float_format="%.6f")
-        frame.to_csv(directory / "params" / f"{name}_kT.csv", float_format="%.6f")
-        se = getattr(result.uncertainty, "standard_errors", {}).get(name)
-        if isinstance(se, np.ndarray):
-            errors = pd.DataFrame(se, index=frame.index, columns=frame.columns)
-            (errors * kT).to_csv(directory / "params" / f"{name}_se.csv", float_format="%.6f")
-            errors.to_csv(directory / "params" / f"{name}_se_kT.csv", float_format="%.6f")
+    write_tables(tables, directory / "params", info["kT_kcal_per_mol"])
     (directory / "model.py").write_text(result.source)
     torch.save(
         {
@@ -111,8 +164,61 @@ def write_report(result, directory: Path, plots: bool = True) -> Path:
     if plots:
         from .plots import plot_all
 
-        plot_all(result, directory / "plots")
+        plot_all(result, directory / "plots", tables=tables)
     return directory
+
+
+#: Digits written: float32 energies round-trip, and a site's energy recomputed from the
+#: CSVs of a 40-position site is within 1e-6 kT of the module's.
+FLOAT_FORMAT = "%.9g"
+
+
+def write_tables(tables: ReportTables, params: Path, kT: float) -> None:
+    """params/: for each site ``G``, ``G.csv`` (kcal/mol) and ``G_kT.csv``: rows
+    ``position`` in the full sequence, one column per top-strand letter; with pair terms
+    ``G_pairs.csv`` / ``G_pairs_kT.csv`` in long format (``position_i, position_j,
+    letter_i, letter_j, energy``); with standard errors ``G_se*.csv`` / ``G_pairs_se*.csv``
+    alike; and ``sites.csv``, one row per site with its offset in the same gauge."""
+    rows = []
+    for name, terms in tables.terms.items():
+        frame = matrix_frame(terms)
+        _write_both(frame, params / name, kT)
+        if terms.pairs is not None:
+            _write_both(pairs_frame(terms), params / f"{name}_pairs", kT, index=False)
+        found = tables.errors.get(name)
+        if found is not None:
+            errors = pd.DataFrame(found.matrix, index=frame.index, columns=frame.columns)
+            _write_both(errors, params / f"{name}_se", kT)
+            if found.pairs is not None:
+                long = pairs_frame(terms, values=found.pairs)
+                _write_both(long, params / f"{name}_pairs_se", kT, index=False)
+        rows.append(
+            {
+                "energy": name,
+                "kind": terms.kind,
+                "start": terms.start,
+                "stop": terms.start + len(terms.matrix),
+                "strand": "bottom" if terms.revcomp else "top",
+                "gauge": tables.gauge,
+                "offset_kT": terms.offset,
+                "offset_kcal_per_mol": terms.offset * kT,
+                "wild_type_energy_kT": tables.wild_type_energies.get(name, np.nan),
+            }
+        )
+    if rows:
+        pd.DataFrame(rows).to_csv(params / "sites.csv", index=False, float_format=FLOAT_FORMAT)
+
+
+def _write_both(frame: pd.DataFrame, stem: Path, kT: float, index: bool = True) -> None:
+    """``stem.csv`` in kcal/mol and ``stem_kT.csv`` in kT (the ``energy`` column of a long
+    table, every column of a wide one)."""
+    scaled = frame.copy()
+    if "energy" in scaled.columns:
+        scaled["energy"] = scaled["energy"] * kT
+    else:
+        scaled = scaled * kT
+    scaled.to_csv(f"{stem}.csv", index=index, float_format=FLOAT_FORMAT)
+    frame.to_csv(f"{stem}_kT.csv", index=index, float_format=FLOAT_FORMAT)
 
 
 def to_json(value):
