@@ -44,9 +44,12 @@ def run_fit(
     *,
     plots: bool = True,
     uncertainty: bool = False,
+    gauge: str = "zero-mean",
+    wild_type: str | None = None,
 ) -> int:
     """Fit ``model`` to ``data`` with ``options`` (a :class:`~bpm.runtime.options.FitOptions`,
-    a dict or None); write the report to ``output``, or summary.json's contents to stdout."""
+    a dict or None); write the report to ``output``, or summary.json's contents to stdout,
+    site energies in ``gauge`` (``zero-mean`` or ``wild-type``, against ``wild_type``)."""
     from bpm.runtime.fit import fit
     from bpm.runtime.options import FitOptions
     from bpm.runtime.report import summary
@@ -67,9 +70,10 @@ def run_fit(
             for message in [*found.unidentified, *found.notes]:
                 print(f"note: {message}", file=sys.stderr)
     if output is None:
-        sys.stdout.write(json.dumps(summary(result), indent=2, default=str) + "\n")
+        doc = summary(result, gauge=gauge, wild_type=wild_type)
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:
-        result.save(output, plots=plots)
+        result.save(output, plots=plots, gauge=gauge, wild_type=wild_type)
         if not options.quiet:
             wrote = f"summary.json, params/, model.py, model.pt{', plots/' if plots else ''}"
             print(f"wrote {output}/ ({wrote})", file=sys.stderr)
@@ -102,7 +106,8 @@ def fit_from_arguments(args: argparse.Namespace) -> int:
     from bpm.runtime.options import from_arguments
 
     return run_fit(args.model, args.data, args.report, from_arguments(args),
-                   plots=args.plots, uncertainty=args.uncertainty)  # fmt: skip
+                   plots=args.plots, uncertainty=args.uncertainty, gauge=args.gauge,
+                   wild_type=args.wild_type)  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -123,6 +128,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--uncertainty",
         action="store_true",
         help="standard errors (Hessian of the likelihood) and unidentified combinations",
+    )
+    p.add_argument(
+        "--gauge",
+        choices=("zero-mean", "wild-type"),
+        default="zero-mean",
+        help="how site tables and offsets are reported: every position averaging zero "
+        "(default), or the wild type's letters at zero and the offset its energy",
+    )
+    p.add_argument(
+        "--wild-type",
+        metavar="SEQUENCE",
+        help="the wild type of --gauge wild-type (default: the library's consensus)",
     )
     add_arguments(p)
     p.set_defaults(handler=fit_from_arguments)

@@ -15,6 +15,7 @@ _WHERE = {
     "FitResult": "result",
     "fit": "fit",
     "OrdinalMeasurement": "measurement",
+    "AffineMeasurement": "measurement_affine",
     "load_fit": "load",
     "predict": "load",
     "profile": "profile",

@@ -243,6 +243,15 @@ def energy_names(module) -> set[str]:
     return set(getattr(module, "energy_names", ()) or ()) | set(site_energies(module))
 
 
+def complement(module) -> np.ndarray:
+    """The code of each letter's complement (``complement[c]``), from the module's
+    ``complement`` buffer, which modules with ``revcomp`` sites carry."""
+    found = getattr(module, "complement", None)
+    if found is None:
+        raise BpmError(f"{type(module).__name__} has revcomp sites but no complement table")
+    return np.asarray(found.detach().cpu().numpy() if hasattr(found, "detach") else found, int)
+
+
 def kT_kcal_per_mol(module) -> float:
     """One thermal unit in kcal/mol at the model's temperature."""
     return float(getattr(module, "kT_kcal_per_mol", KT_37C))

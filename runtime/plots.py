@@ -246,7 +246,10 @@ def plot_measurement(result, path: Path, plt) -> Path:
     if log and lo <= floor <= hi:  # below the floor t barely changes the bins
         ax.axvline(np.log10(floor), color="white", linestyle="--", linewidth=1)
         ax.annotate(" floor", (np.log10(floor), p.shape[1] - 1), color="white", va="top")
-    ax.set_title("learned measurement process (ordinal, with background)", fontsize=10)
+    affine = result.measurement.config().get("kind") == "affine"
+    what = "affine probit" + (" at the sort's gates" if affine and result.measurement.gated else "")
+    title = what if affine else "ordinal, flexible link"
+    ax.set_title(f"learned measurement process ({title}, with background)", fontsize=10)
     return _save(fig, (), path)
 
 

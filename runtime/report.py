@@ -54,6 +54,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "sites": sites_summary(tables, contract.kT_kcal_per_mol(module)),
         **wild_type_summary(result, tables),
         "measurement_floor": result.measurement.floor(),
+        "measurement": measurement_summary(result.measurement),
         "data_validation": result.data_summary,
         **({"profile": result.profile} if result.profile else {}),
         **uncertainty_summary(result, tables),
@@ -230,3 +231,10 @@ def to_json(value):
     if isinstance(value, (np.ndarray, tuple)):
         return list(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def measurement_summary(measurement) -> dict:
+    """The fitted measurement process in words and natural units, for summary.json."""
+    if hasattr(measurement, "physical"):
+        return measurement.physical()
+    return {"link": "flexible", "floor": measurement.floor(), "hidden": measurement.hidden}

@@ -89,8 +89,16 @@ class FitResult:
         )
         return self.uncertainty
 
-    def save(self, directory: str | Path, plots: bool = True) -> Path:
-        """Write summary.json, params/, model.py, model.pt and plots/ into ``directory``."""
+    def save(
+        self,
+        directory: str | Path,
+        plots: bool = True,
+        gauge: str = "zero-mean",
+        wild_type: str | None = None,
+    ) -> Path:
+        """Write summary.json, params/, model.py, model.pt and plots/ into ``directory``;
+        site offsets and tables in ``gauge`` (``zero-mean``, or ``wild-type`` with
+        ``wild_type`` a sequence, default the library consensus)."""
         from .report import write_report
 
-        return write_report(self, Path(directory), plots=plots)
+        return write_report(self, Path(directory), plots=plots, gauge=gauge, wild_type=wild_type)

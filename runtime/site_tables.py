@@ -24,7 +24,6 @@ from bpm.compiler.errors import BpmError
 from . import contract
 from .tables import (
     SiteTerms,
-    complement_codes,
     fix_gauge,
     gauge_name,
     gauged_terms,
@@ -116,7 +115,7 @@ def _as_analyzed(module, name: str, info: dict, errors: dict) -> SiteErrors:
     """analyze's own numbers for a plain matrix (same gauge), on the top strand."""
     matrix = np.asarray(errors[name], dtype=float)
     if info.get("revcomp"):
-        matrix = matrix[::-1][:, complement_codes(module)]
+        matrix = matrix[::-1][:, contract.complement(module)]
     offset = errors.get(f"{name}.offset", 0.0)
     return SiteErrors(float(offset), np.ascontiguousarray(matrix), None)
 

@@ -76,14 +76,6 @@ def gauge_name(gauge: str) -> str:
     return name
 
 
-def complement_codes(module: nn.Module) -> np.ndarray:
-    """The code of each letter's complement (the module's own ``complement`` buffer)."""
-    found = getattr(module, "complement", None)
-    if found is None:
-        raise BpmError(f"{type(module).__name__} has revcomp sites but no complement table")
-    return np.asarray(found.detach().cpu().numpy() if hasattr(found, "detach") else found, int)
-
-
 def top_strand_terms(module: nn.Module, params=None) -> dict[str, SiteTerms]:
     """Every site energy of ``module`` on the top strand, as stored (no gauge fixed)."""
     params = module.get_params() if params is None else params
@@ -110,7 +102,7 @@ def site_terms(module: nn.Module, name: str, params) -> SiteTerms:
     if revcomp:
         # stored row k, letter c is top-strand row width-1-k, the letter whose complement
         # is c; a stored pair (k1 < k2) is the top-strand pair (w-1-k2, w-1-k1)
-        comp = complement_codes(module)
+        comp = contract.complement(module)
         matrix = matrix[::-1][:, comp]
         if pairs is not None:
             pairs = pairs[::-1, ::-1][:, :, comp][:, :, :, comp].transpose(1, 0, 3, 2)
@@ -203,7 +195,7 @@ def storage_order(module: nn.Module, name: str, matrix, pairs=None) -> dict[str,
     info = contract.site_energies(module)[name]
     matrix = np.asarray(matrix, dtype=float)
     if info.get("revcomp"):
-        comp = complement_codes(module)
+        comp = contract.complement(module)
         matrix = matrix[::-1][:, comp]
         if pairs is not None:
             pairs = np.asarray(pairs, float)[::-1, ::-1][:, :, comp][:, :, :, comp]

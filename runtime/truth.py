@@ -158,7 +158,13 @@ def read_params(source: str | Path | Mapping, module: torch.nn.Module | None = N
         doc = json.loads(summary.read_text()) if summary.exists() else {}
         values = _scalars_from_doc(doc, module)
         folder = path / "params"
-        values.update(_matrices_from_folder(folder if folder.is_dir() else path, module))
+        if module is not None and folder.is_dir() and doc:
+            # a fit directory: params/ reads on the top strand, as labelled (tables.py)
+            from .tables import read_tables
+
+            values.update(read_tables(folder, module))
+        else:
+            values.update(_matrices_from_folder(folder if folder.is_dir() else path, module))
         if not values:
             raise BpmDataError(f"no parameters found in {path} (summary.json, params/*_kT.csv)")
         return values

@@ -18,9 +18,10 @@ import torch
 
 from bpm.compiler.errors import BpmError
 from bpm.runtime import fit
+from bpm.runtime.contract import complement
 from bpm.runtime.report import write_report
 from bpm.runtime.site_tables import report_tables
-from bpm.runtime.tables import complement_codes, gauge_name, read_tables
+from bpm.runtime.tables import gauge_name, read_tables
 
 MODEL = """
 model strands
@@ -120,7 +121,7 @@ def test_a_revcomp_table_is_the_stored_one_reversed_and_complemented(fitted, tmp
     stored = fitted.module.get_params()["G_rev"].numpy()
     stored = stored - stored.mean(1, keepdims=True)
     assert np.allclose(table.loc[29].to_numpy(), stored[0][::-1], atol=1e-7)  # ACGT -> TGCA
-    assert list(complement_codes(fitted.module)) == [3, 2, 1, 0]
+    assert list(complement(fitted.module)) == [3, 2, 1, 0]
 
 
 def test_the_summary_names_one_gauge_for_every_offset(fitted, tmp_path):
@@ -226,3 +227,21 @@ def test_the_tables_load_back_into_a_module(fitted, tmp_path, gauge):
         want, got = fitted.module.energies(codes), fresh.energies(codes)
     for name in SITES:
         assert torch.allclose(got[name], want[name], atol=1e-5), name
+
+
+@pytest.mark.parametrize("gauge", ["zero-mean", "wild-type"])
+def test_a_fit_directory_is_read_back_as_parameters(fitted, tmp_path, gauge):
+    """`bpm simulate --params FITDIR` reads params/ on the top strand, pair terms included:
+    a fresh module given what it reads computes the fitted module's energies."""
+    from bpm.runtime.truth import read_params
+
+    directory = tmp_path / gauge
+    write_report(fitted, directory, plots=False, gauge=gauge, wild_type=WILD_TYPE)
+    fresh = type(fitted.module)()
+    values = read_params(directory, fresh)
+    fresh.set_params({k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()})
+    x = fresh.encode(library(300, 5)["x"].tolist())
+    with torch.no_grad():
+        want, got = fitted.module.energies(x), fresh.energies(x)
+    for name in SITES:
+        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), atol=1e-4)
