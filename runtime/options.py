@@ -18,7 +18,7 @@ from bpm.compiler.errors import BpmError
 MODES = ("auto", "full", "stream", "distributed")
 LINKS = ("flexible", "affine")
 #: Options that only the full-batch path uses, and those only minibatches use.
-FULL_ONLY = ("polish",)
+FULL_ONLY = ()
 STREAM_ONLY = ("batch_size", "block_rows", "epochs", "val_rows", "cache_dir")
 
 
@@ -64,7 +64,7 @@ class FitOptions:
         epoch) and the fit stops after ``patience`` checks without improvement once
         the measurement is re-standardized (at ``restandardize_at`` of the schedule); the
         best state is kept. Then at most ``polish`` L-BFGS iterations in float64 on the
-        full batch (0: none; full batch only).
+        whole training split (0: none; on a store it reads the rows in chunks).
 
     Minibatches (``stream``, ``distributed``)
         ``batch_size`` rows a step in blocks of ``block_rows`` contiguous rows;

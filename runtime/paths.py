@@ -26,7 +26,7 @@ from .data import SPLITS, read_dataset
 from .optimizers import LBFGS, AdamOneCycle
 from .options import FitOptions
 from .result import FitResult
-from .sources import Comm, FullBatch, Minibatches, store_chunks, tensor_chunks
+from .sources import Comm, FullBatch, Minibatches, StoreBatch, store_chunks, tensor_chunks
 from .start import hold, pin_consensus, start_measurement, start_module
 from .train import Joint, deterministic, evaluate, in_float64, run_stage
 
@@ -197,6 +197,11 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         comm=comm,
     )
     eval_seconds.extend([0.0] * (len(batches.epoch_rows) - len(eval_seconds)))
+    stages = [stage]
+    if options.polish > 0:
+        started = time.perf_counter()
+        stages.append(polish_store(joint, store, comm, options, history, start=stage.iterations))
+        polish_seconds = time.perf_counter() - started
     _release(held, hooks)
     metrics = {s: evaluate(joint, store_chunks(store, s, device, comm), comm) for s in SPLITS}
     summary = dict(store.summary)
@@ -209,13 +214,14 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         "epoch_rows": batches.epoch_rows,  # training rows stepped on in each epoch
         "epoch_seconds": [round(s, 4) for s in batches.epoch_seconds],
         "eval_seconds": [round(s, 4) for s in eval_seconds],  # validation, within each epoch
+        "polish_seconds": round(polish_seconds, 4) if options.polish > 0 else 0.0,
         "store": str(store.path),
     }
     return {
         "measurement": joint.measurement,
         "metrics": metrics,
         "history": history,
-        "stages": [stage],
+        "stages": stages,
         "summary": summary,
         "sizes": sizes,
         "data_path": str(store.path),
@@ -245,6 +251,34 @@ def polish(joint: Joint, train, val, iterations: int, history: list, start: int 
             patience=3,
             min_delta=1e-6,
             max_iterations=iterations,
+            validate_first=True,
+            on_error="stop",
+            history=history,
+            start=start,
+        )
+
+
+def polish_store(joint: Joint, store, comm: Comm, options: FitOptions, history, start=0):
+    """:func:`polish` on a store: the same float64 L-BFGS stage, each closure reading the
+    training rows in chunks (every process its share, gradients summed over them), the
+    validation NLL on the first ``val_rows`` validation rows. One iteration costs one to
+    four passes over the training rows."""
+    device = options.device
+    with in_float64(joint):
+        batches = StoreBatch(store, device, comm, torch.float64)
+        return run_stage(
+            joint,
+            LBFGS(_trainable(joint)),
+            batches,
+            lambda: evaluate(
+                joint, store_chunks(store, "validation", device, comm, options.val_rows), comm
+            ),
+            comm=comm,
+            entropy=batches.entropy_bits,
+            eval_every=1,
+            patience=3,
+            min_delta=1e-6,
+            max_iterations=options.polish,
             validate_first=True,
             on_error="stop",
             history=history,

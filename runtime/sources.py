@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +32,12 @@ class Batch:
     the number the summed negative log-likelihood is divided by (all the step's reads,
     over every process), so that any number of processes takes the same step."""
 
-    x: torch.Tensor
-    obs: torch.Tensor
+    x: torch.Tensor | None
+    obs: torch.Tensor | None
     norm: float
     epoch: float | None = None
+    #: for a batch too large to hold at once: a callable yielding its ``(x, obs)`` parts
+    parts: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
 
 @dataclass
@@ -54,6 +56,18 @@ class Comm:
         t = torch.tensor(values, dtype=torch.float64, device=device)
         dist.all_reduce(t)
         return t.tolist()
+
+    def sum_gradients(self, params) -> None:
+        """Every parameter's gradient summed over the processes (a missing one as zero,
+        so that every process takes part in the same reductions)."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
 
 
 def entropy_bits(totals) -> float:
@@ -204,6 +218,29 @@ class Minibatches:
                     yield Batch(x, c, norm, epoch=epoch + (seen % self.n_rows) / self.n_rows)
             finally:
                 self.epoch_seconds[-1] = time.perf_counter() - started
+
+
+class StoreBatch:
+    """A store's whole training split as the batch of every step (for L-BFGS on data too
+    large to hold): each use reads this process's share of it in chunks, observations in
+    ``dtype``; ``norm`` is every process's reads together."""
+
+    def __init__(self, store, device, comm: Comm, dtype: torch.dtype = torch.float64):
+        self.store, self.device, self.comm, self.dtype = store, device, comm, dtype
+        start, stop = store.ranges["training"]
+        totals = np.zeros(store.n_bins)
+        for a in range(start, stop, 1 << 20):
+            totals += store.counts[a : min(a + (1 << 20), stop)].sum(0, dtype=np.int64)
+        self.norm = float(totals.sum())
+        self.entropy_bits = entropy_bits(totals)
+
+    def parts(self):
+        for x, c in store_chunks(self.store, "training", self.device, self.comm):
+            yield x, c.to(self.dtype)
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            yield Batch(None, None, self.norm, parts=self.parts)
 
 
 def tensor_chunks(x: torch.Tensor, obs: torch.Tensor):

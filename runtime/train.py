@@ -178,6 +178,8 @@ def run_stage(
 
         def closure(batch=batch):
             optimizer.opt.zero_grad(set_to_none=True)
+            if batch.parts is not None:
+                return _chunked_loss(trained, batch, comm, optimizer.opt)
             loss = -trained(batch.x, batch.obs).sum() / batch.norm
             if torch.isfinite(loss):
                 loss.backward()
@@ -195,7 +197,10 @@ def run_stage(
             stopped = "not finite"
             break
         run_loss += float(loss.detach()) * batch.norm
-        run_weight += float(joint.measurement.weight(batch.obs).sum())
+        if batch.parts is None:
+            run_weight += float(joint.measurement.weight(batch.obs).sum())
+        else:  # already every process's: counted once per process, as the loss is
+            run_weight += batch.norm
         bar.update(ran)
         last = max_iterations is not None and done >= max_iterations
         if step % eval_every == 0 or last or optimizer.converged:
@@ -239,6 +244,22 @@ def run_stage(
     if best is not None:
         joint.load_state_dict(best)
     return Stage(optimizer.name, done, stopped, best_val)
+
+
+def _chunked_loss(trained, batch, comm: Comm, opt) -> torch.Tensor:
+    """The normalized loss of a batch read in parts, gradients accumulated part by part
+    and summed over the processes (loss too): the same step on every process."""
+    total = 0.0
+    for x, obs in batch.parts():
+        part = -trained(x, obs).sum() / batch.norm
+        if torch.isfinite(part):
+            part.backward()
+        total += float(part.detach())
+    params = [p for group in opt.param_groups for p in group["params"]]
+    device = params[0].device
+    comm.sum_gradients(params)
+    (total,) = comm.sum([total], device)
+    return torch.tensor(total, dtype=params[0].dtype, device=device)
 
 
 def _bar(show: bool, total: int, name: str):
