@@ -70,6 +70,7 @@ def load_fit(directory: str | Path, device: str = "cpu") -> FitResult:
         history=saved["history"],
         steps=info["steps"] if "steps" in info else info["epochs"],  # format 1: "epochs"
         stages=list(info.get("stages", [])),
+        convergence=dict(info.get("convergence", {})),
         notes=list(info.get("notes", [])),
         wall_seconds=info["wall_seconds"],
         seed=info["seed"],

@@ -28,7 +28,15 @@ from .options import FitOptions
 from .result import FitResult
 from .sources import Comm, FullBatch, Minibatches, StoreBatch, store_chunks, tensor_chunks
 from .start import hold, pin_consensus, start_measurement, start_module
-from .train import Joint, deterministic, evaluate, in_float64, run_stage
+from .train import (
+    GRADIENT_TOL,
+    Joint,
+    deterministic,
+    evaluate,
+    gradient_norm,
+    in_float64,
+    run_stage,
+)
 
 #: Full-batch defaults that FitOptions leaves to the path (None there).
 FULL_STEPS = 200
@@ -62,6 +70,12 @@ def fit_in_process(model, data, options: FitOptions, *, path: str, comm: Comm | 
     with deterministic(options.seed, options.threads if device == "cpu" else None):
         module = cls().to(device)
         fitted = run(module, output, data, data_options, options, comm)
+    converged = convergence(fitted["stages"], fitted["gradient_norm"])
+    if not converged["converged"]:
+        note = not_converged_note(converged)
+        notes = [*notes, note]
+        if not options.quiet and comm.rank == 0:
+            print(f"warning: {note}", file=sys.stderr)
     return FitResult(
         module=module,
         measurement=fitted["measurement"],
@@ -70,6 +84,7 @@ def fit_in_process(model, data, options: FitOptions, *, path: str, comm: Comm | 
         history=fitted["history"],
         steps=sum(s.iterations for s in fitted["stages"]),
         stages=[s.as_dict() for s in fitted["stages"]],
+        convergence=converged,
         wall_seconds=time.perf_counter() - started,
         seed=options.seed,
         data_summary=fitted["summary"],
@@ -123,6 +138,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
                 start=stages[0].iterations,
             )
         )
+    grad = gradient_norm(joint, tensor_chunks(*tensors["training"]))
     _release(held, hooks)
     metrics = {s: evaluate(joint, tensor_chunks(*tensors[s])) for s in SPLITS}
     return {
@@ -130,6 +146,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
         "metrics": metrics,
         "history": history,
         "stages": stages,
+        "gradient_norm": grad,
         "summary": dataset.summary,
         "sizes": sizes,
         "dataset": dataset,
@@ -202,6 +219,7 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         started = time.perf_counter()
         stages.append(polish_store(joint, store, comm, options, history, start=stage.iterations))
         polish_seconds = time.perf_counter() - started
+    grad = gradient_norm(joint, store_chunks(store, "training", device, comm), comm)
     _release(held, hooks)
     metrics = {s: evaluate(joint, store_chunks(store, s, device, comm), comm) for s in SPLITS}
     summary = dict(store.summary)
@@ -222,10 +240,34 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         "metrics": metrics,
         "history": history,
         "stages": stages,
+        "gradient_norm": grad,
         "summary": summary,
         "sizes": sizes,
         "data_path": str(store.path),
     }
+
+
+def convergence(stages, grad: float) -> dict:
+    """``{"converged", "gradient_norm", "stopped"}``: converged when the training NLL's
+    gradient is below :data:`~bpm.runtime.train.GRADIENT_TOL` bits per read or the last
+    stage stopped on its optimizer's own tolerances; ``stopped`` is why the last stage
+    ended."""
+    last = stages[-1].stopped if stages else "no stage"
+    return {
+        "converged": bool(grad < GRADIENT_TOL or last == "converged"),
+        "gradient_norm": grad,
+        "stopped": last,
+    }
+
+
+def not_converged_note(found: dict) -> str:
+    """The words for a fit that stopped short of the training optimum."""
+    return (
+        f"the fit is not converged: it stopped on {found['stopped']} with the training "
+        f"NLL's gradient at {found['gradient_norm']:.1e} bits per read (converged: below "
+        f"{GRADIENT_TOL:.0e}); its estimates are early-stopped, not maximum likelihood "
+        "(docs/fitting.md, 'Training')"
+    )
 
 
 def polish(joint: Joint, train, val, iterations: int, history: list, start: int = 0):

@@ -24,7 +24,9 @@ class FitResult:
     ``training``, ``validation`` and ``test``. ``history``: one dict per validation
     check (``step``, ``train_nll``, ``val_nll`` in bits per read, their I_var, ``stage``).
     ``steps``: optimizer iterations run, all stages together. ``stages``: each
-    optimizer stage's name, iterations and why it stopped. ``wall_seconds``: the fit's
+    optimizer stage's name, iterations and why it stopped. ``convergence``:
+    ``converged``, the training NLL's final ``gradient_norm`` (bits per read) and why
+    the last stage ``stopped``. ``wall_seconds``: the fit's
     time. ``seed``: its seed. ``data_summary``: what reading the data found and set
     aside. ``sizes``: sequences per split. ``source``: the generated module's text.
     ``notes``: what the fit said about options it could not use. ``dataset``: the data
@@ -47,6 +49,7 @@ class FitResult:
     model_path: str = ""
     data_path: str = ""
     stages: list[dict] = field(default_factory=list)
+    convergence: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dataset: object | None = field(default=None, repr=False)
     profile: list = field(default_factory=list)

@@ -106,6 +106,34 @@ def evaluate(joint: Joint, chunks: Iterable, comm: Comm | None = None, device=No
     return {"nll": bits, "I_var_bits": entropy_bits(totals.numpy()) - bits}
 
 
+#: A fit has converged when the gradient of its training NLL (bits per read, every
+#: learned parameter of the module and of the measurement process) is this small, or
+#: when its last optimizer stage stopped on that optimizer's own tolerances.
+GRADIENT_TOL = 1e-4
+
+
+def gradient_norm(joint: Joint, chunks: Iterable, comm: Comm | None = None) -> float:
+    """The norm of the gradient of the training NLL in bits per read, in float64, over
+    evaluation chunks (with several processes each passes its share)."""
+    comm = comm or Comm()
+    params = [p for p in joint.parameters() if p.requires_grad]
+    with in_float64(joint):
+        joint.train()
+        for p in params:
+            p.grad = None
+        reads = 0.0
+        for x, obs in chunks:  # gradients accumulate chunk by chunk
+            obs = obs.double()
+            (-joint(x, obs).sum()).backward()
+            reads += float(joint.measurement.weight(obs).sum())
+        comm.sum_gradients(params)
+        (reads,) = comm.sum([reads], params[0].device if params else "cpu")
+        squares = sum(float((p.grad**2).sum()) for p in params if p.grad is not None)
+        for p in params:
+            p.grad = None
+    return math.sqrt(squares) / max(reads, 1e-12) / LOG2
+
+
 @dataclass
 class Stage:
     """How one optimizer stage went: its name, the optimizer iterations it ran, why it

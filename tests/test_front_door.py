@@ -167,3 +167,17 @@ def test_steps_count_optimizer_iterations(table):
 
 def test_a_dataframe_is_never_streamed():
     assert execution_path(pd.DataFrame(), FitOptions()) == "full"
+
+
+def test_a_fit_says_whether_it_converged(table, tmp_path):
+    import json
+
+    short = fit(SITES, table, **QUICK)
+    assert short.convergence["converged"] is False
+    assert short.convergence["gradient_norm"] > 1e-4
+    assert short.convergence["stopped"] == short.stages[-1]["stopped"]
+    assert any("not converged" in note for note in short.notes)
+    short.save(tmp_path / "fit", plots=False)
+    saved = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    assert saved["convergence"]["converged"] is False
+    assert any("not converged" in note for note in saved["notes"])
