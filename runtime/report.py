@@ -58,7 +58,6 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "data_validation": result.data_summary,
         **({"profile": result.profile} if result.profile else {}),
         **({"optima": result.optima} if getattr(result, "optima", None) else {}),
-        **({"convergence": result.convergence} if getattr(result, "convergence", None) else {}),
         **uncertainty_summary(result, tables),
         **identifiability_summary(result),
     }
