@@ -29,12 +29,13 @@ from .result import FitResult
 from .sources import Comm, FullBatch, Minibatches, StoreBatch, store_chunks, tensor_chunks
 from .start import hold, pin_consensus, start_measurement, start_module
 from .train import (
-    GRADIENT_TOL,
     Joint,
+    convergence,
     deterministic,
     evaluate,
     gradient_norm,
     in_float64,
+    not_converged_note,
     run_stage,
 )
 
@@ -245,29 +246,6 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         "sizes": sizes,
         "data_path": str(store.path),
     }
-
-
-def convergence(stages, grad: float) -> dict:
-    """``{"converged", "gradient_norm", "stopped"}``: converged when the training NLL's
-    gradient is below :data:`~bpm.runtime.train.GRADIENT_TOL` bits per read or the last
-    stage stopped on its optimizer's own tolerances; ``stopped`` is why the last stage
-    ended."""
-    last = stages[-1].stopped if stages else "no stage"
-    return {
-        "converged": bool(grad < GRADIENT_TOL or last == "converged"),
-        "gradient_norm": grad,
-        "stopped": last,
-    }
-
-
-def not_converged_note(found: dict) -> str:
-    """The words for a fit that stopped short of the training optimum."""
-    return (
-        f"the fit is not converged: it stopped on {found['stopped']} with the training "
-        f"NLL's gradient at {found['gradient_norm']:.1e} bits per read (converged: below "
-        f"{GRADIENT_TOL:.0e}); its estimates are early-stopped, not maximum likelihood "
-        "(docs/fitting.md, 'Training')"
-    )
 
 
 def polish(joint: Joint, train, val, iterations: int, history: list, start: int = 0):

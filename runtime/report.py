@@ -58,16 +58,9 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "data_validation": result.data_summary,
         **({"profile": result.profile} if result.profile else {}),
         **({"optima": result.optima} if getattr(result, "optima", None) else {}),
+        **({"convergence": result.convergence} if getattr(result, "convergence", None) else {}),
         **uncertainty_summary(result, tables),
-        **identifiability_summary(result),
     }
-
-
-def identifiability_summary(result) -> dict:
-    """``{"identifiability": ...}`` (profile intervals, :mod:`bpm.runtime.identifiability`)
-    when the fit computed them, else empty."""
-    found = getattr(result, "identifiability", None)
-    return {"identifiability": found} if found else {}
 
 
 def sites_summary(tables: ReportTables, kT: float) -> dict:

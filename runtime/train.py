@@ -134,6 +134,29 @@ def gradient_norm(joint: Joint, chunks: Iterable, comm: Comm | None = None) -> f
     return math.sqrt(squares) / max(reads, 1e-12) / LOG2
 
 
+def convergence(stages, grad: float) -> dict:
+    """``{"converged", "gradient_norm", "stopped"}``: converged when the training NLL's
+    gradient is below :data:`~bpm.runtime.train.GRADIENT_TOL` bits per read or the last
+    stage stopped on its optimizer's own tolerances; ``stopped`` is why the last stage
+    ended."""
+    last = stages[-1].stopped if stages else "no stage"
+    return {
+        "converged": bool(grad < GRADIENT_TOL or last == "converged"),
+        "gradient_norm": grad,
+        "stopped": last,
+    }
+
+
+def not_converged_note(found: dict) -> str:
+    """The words for a fit that stopped short of the training optimum."""
+    return (
+        f"the fit is not converged: it stopped on {found['stopped']} with the training "
+        f"NLL's gradient at {found['gradient_norm']:.1e} bits per read (converged: below "
+        f"{GRADIENT_TOL:.0e}); its estimates are early-stopped, not maximum likelihood "
+        "(docs/fitting.md, 'Training')"
+    )
+
+
 @dataclass
 class Stage:
     """How one optimizer stage went: its name, the optimizer iterations it ran, why it
