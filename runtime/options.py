@@ -322,10 +322,22 @@ def parse_init(pairs) -> dict[str, float]:
 
 
 def parse_gates(text: str) -> tuple[float, ...]:
-    """Gates from ``"g1,g2,..."`` or from a file with one number a line (``#`` comments)."""
+    """Gates from ``"g1,g2,..."``, from a file with one number a line (``#`` comments), or
+    from a simulation's truth JSON (``simulation.bin_edges_log_t``, as ``bpm simulate``
+    writes it)."""
+    import json
     from pathlib import Path
 
     path = Path(text)
+    if path.is_file() and path.suffix == ".json":
+        try:
+            return tuple(
+                float(g) for g in json.loads(path.read_text())["simulation"]["bin_edges_log_t"]
+            )
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+            raise BpmError(
+                f"{path} has no simulation.bin_edges_log_t (a bpm simulate truth file)"
+            ) from None
     if path.is_file():
         items = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
         where = f"in {path}"

@@ -181,3 +181,23 @@ def test_a_fit_says_whether_it_converged(table, tmp_path):
     saved = json.loads((tmp_path / "fit" / "summary.json").read_text())
     assert saved["convergence"]["converged"] is False
     assert any("not converged" in note for note in saved["notes"])
+
+
+def test_gates_from_a_list_a_file_or_a_truth_file(tmp_path):
+    import json
+
+    from bpm.runtime.options import parse_gates
+
+    assert parse_gates("-1, 0.5,2") == (-1.0, 0.5, 2.0)
+    listed = tmp_path / "gates.txt"
+    listed.write_text("# log brightness\n-1\n0.5  # middle\n2\n")
+    assert parse_gates(str(listed)) == (-1.0, 0.5, 2.0)
+    truth = tmp_path / "sim.truth.json"
+    truth.write_text(json.dumps({"simulation": {"bin_edges_log_t": [-1, 0.5, 2]}}))
+    assert parse_gates(str(truth)) == (-1.0, 0.5, 2.0)
+    with pytest.raises(BpmError, match="numbers"):
+        parse_gates("a,b")
+    with pytest.raises(BpmError, match="must increase"):
+        FitOptions.build(link="affine", gates=(1.0, 0.0))
+    with pytest.raises(BpmError, match="affine"):
+        FitOptions.build(gates=(0.0, 1.0))
