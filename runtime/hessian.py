@@ -6,7 +6,8 @@ entries in kT, bounded parameters as the log of their distance to the bound; see
 process's parameters. :func:`hessian` sums the reads in chunks, through the module's
 per-sequence energy table when it has one (a few dozen backward passes instead of one
 per parameter), else by plain double differentiation. :mod:`bpm.runtime.uncertainty`
-turns the result into standard errors and words.
+turns the result into standard errors and words; :func:`gradient` gives the gradient
+over the same coordinates (whether the point is an optimum at all).
 """
 
 from __future__ import annotations
@@ -97,6 +98,57 @@ def hessian(
         H = _plain_hessian(module, measurement, params + m_params, data, nll, chunk, dtype, output)
     H = 0.5 * (H + H.T)
     return H.numpy().astype(float), z0.numpy().astype(float), slots, m_names, n_model
+
+
+def gradient(
+    module: torch.nn.Module,
+    measurement: torch.nn.Module | None,
+    data=None,
+    *,
+    nll: Callable | None = None,
+    chunk: int = 8192,
+    output: str | None = None,
+) -> np.ndarray:
+    """The gradient of the total NLL (nats) over the coordinates of :func:`hessian`.
+
+    The reads of ``data`` are summed in chunks of ``chunk`` rows (see
+    :func:`default_nll`), or ``nll(module, measurement)`` is differentiated once.
+    """
+    slots = learned_slots(module)
+    leaves = [getattr(module, slot.attribute) for slot in slots]
+    leaves += list(measurement.parameters()) if measurement is not None else []
+    if nll is not None:
+        value = nll(module, measurement)
+        return _flat(torch.autograd.grad(value, leaves, allow_unused=True), leaves).numpy()
+    dtype = leaves[0].dtype
+    x, counts = data_tensors(data, dtype)
+    total = torch.zeros(sum(p.numel() for p in leaves), dtype=dtype)
+    for s in range(0, len(x), chunk):
+        value = default_nll(module, measurement, x[s : s + chunk], counts[s : s + chunk], output)
+        grads = torch.autograd.grad(value, leaves, allow_unused=True)
+        total += _flat(grads, leaves).detach()
+    return total.numpy().astype(float)
+
+
+def refit_lbfgs(module, measurement, data, iterations: int, output: str | None = None) -> int:
+    """Run up to ``iterations`` L-BFGS iterations on the mean NLL of ``data``'s reads, in
+    place (pass float64 modules); returns the iterations run."""
+    x, counts = data_tensors(data, torch.float64)
+    total = float(counts.sum())
+    params = [p for p in [*module.parameters(), *measurement.parameters()] if p.requires_grad]
+    opt = torch.optim.LBFGS(
+        params, max_iter=iterations, history_size=50, line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12, tolerance_change=1e-16,
+    )  # fmt: skip
+
+    def closure():
+        opt.zero_grad()
+        loss = default_nll(module, measurement, x, counts, output) / total
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return int(opt.state[opt._params[0]].get("n_iter", iterations))
 
 
 def _flat(grads, leaves) -> torch.Tensor:

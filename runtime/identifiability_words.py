@@ -186,3 +186,57 @@ def join_names(items) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     items = list(items)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# ---------------------------------------------------------------- is this an optimum?
+
+#: ``Uncertainty.status`` and the per-parameter reasons, as summary.json writes them.
+OK = "ok"
+NOT_AT_OPTIMUM = "not at an optimum"
+NOT_IDENTIFIED = "not identified"
+
+
+def optimum_words(
+    gradient_norm: float,
+    tol: float,
+    converged: bool | None,
+    negative: int,
+    involved: list[str],
+) -> str:
+    """Why a point is not an optimum of the likelihood, so has no standard errors.
+
+    ``gradient_norm`` is in bits per read (``nan`` when unknown), ``tol`` the norm below
+    which a point counts as stationary, ``converged`` what the fit said of itself (None:
+    not told), ``negative`` the number of directions of downward curvature and
+    ``involved`` the parameters they move.
+    """
+    reasons = []
+    steep = not (converged or gradient_norm < tol)
+    if steep:
+        said = "the fit did not converge and " if converged is False else ""
+        reasons.append(
+            f"{said}the gradient of the training NLL is {gradient_norm:.1e} bits per read "
+            f"(stationary: below {tol:.0e})"
+        )
+    if negative:
+        where = f", moving {join_names(involved)}" if involved else ""
+        reasons.append(
+            f"the likelihood curves downward along {negative} direction(s){where} (a saddle)"
+        )
+    return (
+        "no standard errors: the fit is not at an optimum of the likelihood ("
+        + "; ".join(reasons)
+        + "), so its curvature is not a covariance and the standard errors are reported "
+        "as null ('not at an optimum'); parameters the data do not fix are still named "
+        "('not identified'). Refit to convergence for standard errors "
+        "(docs/fitting.md, 'Standard errors')"
+    )
+
+
+def refit_words(steps: int, before: float, after: float) -> str:
+    """The note of an analysis made at a refitted point instead of the fit's own."""
+    return (
+        f"analyzed after a refit of the training reads ({steps} float64 L-BFGS iterations, "
+        f"gradient {before:.1e} -> {after:.1e} bits per read): the standard errors are "
+        "those of the refitted optimum, not of the fit's own (early-stopped) values"
+    )

@@ -18,13 +18,19 @@ Two kinds of flat directions are handled:
   G_R.offset appear only as the combination k_on·exp(-G_R.offset): the data fix the
   combination, not each".
 
-Standard errors come from the pseudo-inverse restricted to the identified directions
-and are reported in natural units (delta method); a parameter with a component along
-an unidentified direction gets ``inf``.
+Standard errors come only from a positive-definite curvature at an optimum (the
+gradient below :data:`bpm.runtime.train.GRADIENT_TOL` or the fit converged, and no
+direction of downward curvature): then from the pseudo-inverse restricted to the
+identified directions, in natural units (delta method), ``inf`` for a parameter with a
+component along an unidentified direction. Elsewhere ``status`` is
+``"not at an optimum"``, the standard errors are ``nan`` (``inf`` still marks the
+unidentified ones) and ``notes`` says why.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,10 +38,19 @@ import numpy as np
 import torch
 
 from bpm.runtime.contract import Slot, natural_derivative, to_natural
-from bpm.runtime.hessian import data_tensors, default_nll, hessian, learned_slots
-from bpm.runtime.identifiability_words import combination, describe, group_message, join_names
+from bpm.runtime.hessian import data_tensors, default_nll, gradient, hessian, refit_lbfgs
+from bpm.runtime.identifiability_words import (
+    NOT_AT_OPTIMUM,
+    NOT_IDENTIFIED,
+    OK,
+    describe,
+    optimum_words,
+    refit_words,
+)
+from bpm.runtime.train import GRADIENT_TOL
 
-__all__ = ["Uncertainty", "analyze", "default_nll", "hessian", "pinv_sym"]
+__all__ = ["Uncertainty", "analyze", "default_nll", "hessian", "pinv_sym", "refit_lbfgs"]
+LOG2 = math.log(2.0)
 
 
 @dataclass
@@ -46,7 +61,12 @@ class Uncertainty:
     energies) or an array shaped like the parameter (matrices, zero-mean gauge).
     ``unidentified`` holds plain-language messages, one per group of parameters tied
     by flat directions. ``covariance`` is over ``coordinates`` (analysis coordinates:
-    kT, or ``log(k - bound)`` for bounded parameters), zero-mean gauge.
+    kT, or ``log(k - bound)`` for bounded parameters), zero-mean gauge; all ``nan``
+    where the point is not an optimum. ``status``: ``"ok"`` or ``"not at an optimum"``;
+    ``gradient_norm`` (bits per read), ``negative_directions`` and ``why`` (words)
+    say which; ``reasons`` maps each parameter without a finite standard error to
+    ``"not identified"`` or ``"not at an optimum"``; ``converged`` is what the fit
+    said of itself (None: not told, or refitted).
     """
 
     standard_errors: dict[str, float | np.ndarray]
@@ -57,9 +77,31 @@ class Uncertainty:
     null_directions: np.ndarray
     n_reads: float
     notes: list[str] = field(default_factory=list)
+    status: str = OK
+    gradient_norm: float = float("nan")
+    negative_directions: int = 0
+    why: str = ""
+    reasons: dict[str, str] = field(default_factory=dict)
+    converged: bool | None = None
+
+    def status_summary(self) -> dict:
+        """``{"status", "gradient_norm", "gradient_tol", "converged", "negative_directions",
+        "why"}``: whether the analysis point is an optimum, as summary.json writes it."""
+        return {
+            "status": self.status,
+            "gradient_norm": self.gradient_norm if math.isfinite(self.gradient_norm) else None,
+            "gradient_tol": GRADIENT_TOL,
+            "converged": self.converged,
+            "negative_directions": self.negative_directions,
+            "why": self.why,
+        }
 
     def summary(self) -> str:
         """A short text: every scalar's standard error, each matrix's typical one, messages."""
+        if self.status != OK:
+            lines = [self.why]
+            lines += [f"{name}: {reason}" for name, reason in self.reasons.items()]
+            return "\n".join(lines + [f"not identified: {m}" for m in self.unidentified])
         lines = []
         for name, se in self.standard_errors.items():
             if isinstance(se, np.ndarray):
@@ -132,34 +174,66 @@ def analyze(
     involvement: float = 0.05,
     threads: int | None = 1,
     output: str | None = None,
+    converged: bool | None = None,
+    refit: int = 0,
 ) -> Uncertainty:
     """Standard errors of every learned parameter and the directions the data leave free.
 
-    ``module`` and ``measurement`` hold the fitted values (the optimum); ``data`` is a
+    ``module`` and ``measurement`` hold the fitted values; ``data`` is a
     :class:`bpm.runtime.data.Dataset`, a ``(codes, counts)`` pair or a table, whose
     reads of output ``output`` (default: :func:`bpm.runtime.contract.choose_output`)
-    make the total NLL (``default_nll``); or pass ``nll(module, measurement)``
-    returning the total NLL in nats. A direction is unidentified when its curvature,
-    relative to the largest (on the unit-diagonal scale), is below ``rel_tol`` (flat up
-    to rounding; a direction merely weakly fixed by the data keeps a finite, large
-    standard error); a parameter takes part when at least ``involvement`` of its weight
-    lies on unidentified directions, and every parameter so reported as ``inf`` is
-    named in a message. ``threads`` sets torch's threads for the duration (the
-    work is many small operations, which extra threads slow down on a busy machine).
+    make the total NLL (``default_nll``; analyzed in float64 copies); or pass
+    ``nll(module, measurement)`` returning the total NLL in nats.
+
+    Standard errors come only from a positive-definite curvature at an optimum: the
+    point counts as stationary when ``converged`` (what the fit said of itself,
+    ``FitResult.convergence["converged"]``) is true or the gradient of the NLL is below
+    :data:`bpm.runtime.train.GRADIENT_TOL` bits per read (with ``nll`` and no ``data``
+    the reads are unknown: pass ``converged``), and the joint Hessian (model and
+    measurement, gauge-fixed) has no direction of downward curvature. Otherwise
+    ``status`` is ``"not at an optimum"``, every standard error is ``nan`` (``inf`` for
+    the parameters the data do not fix, which are still found) and ``notes`` says why.
+    ``refit`` > 0 first runs up to that many float64 L-BFGS iterations on the reads
+    (copies; the fit is untouched), and the errors are then those of the refitted optimum.
+
+    A direction is unidentified when its curvature, relative to the largest (on the
+    unit-diagonal scale), is below ``rel_tol`` (flat up to rounding; a direction merely
+    weakly fixed keeps a finite, large standard error); a parameter takes part when at
+    least ``involvement`` of its weight lies on unidentified directions, and every
+    parameter so reported as ``inf`` is named in a message. ``threads`` sets torch's
+    threads for the duration (many small operations, which extra threads slow down).
     """
     if nll is None and (measurement is None or data is None):
         raise ValueError("analyze needs a measurement process and data, or an nll closure")
+    notes: list[str] = []
+    n_reads = float(data_tensors(data, torch.float64)[1].sum()) if data is not None else np.nan
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
+        if nll is None:
+            module, measurement = (
+                copy.deepcopy(module).double(),
+                copy.deepcopy(measurement).double(),
+            )
+        if refit > 0 and nll is None:
+            before = _norm(gradient(module, measurement, data, output=output), n_reads)
+            steps = refit_lbfgs(module, measurement, data, refit, output)
+            converged = None  # the fit's own word is about the point before the refit
+        g = _norm(gradient(module, measurement, data, nll=nll, output=output), n_reads)
         H, z0, slots, _, n_model = hessian(module, measurement, data, nll=nll, output=output)
     finally:
         torch.set_num_threads(old_threads)
+    if refit > 0 and nll is None:
+        notes.append(refit_words(steps, before, g))
     Q = _gauge_basis(slots)  # [n_model, k]: zero-mean gauge subspace
-    Hzz = H[:n_model, :n_model]
-    notes: list[str] = []
-    P = Q.T @ _profiled(H, n_model, notes) @ Q
+    k_names = _k_names(slots)
+    n_meas = H.shape[0] - n_model
+    G = np.zeros((H.shape[0], Q.shape[1] + n_meas))
+    G[:n_model, : Q.shape[1]] = Q
+    G[n_model:, Q.shape[1] :] = np.eye(n_meas)
+    joint_negative = _downward(G.T @ H @ G, rel_tol)
+    P = Q.T @ _profiled(H, n_model) @ Q
     P = 0.5 * (P + P.T)
     diag = np.clip(np.diag(P), 0.0, None)
     scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
@@ -169,69 +243,84 @@ def analyze(
     null = np.abs(evals) < rel_tol * top
     negative = evals <= -rel_tol * top
     keep = ~(null | negative)
-    cov_k = ((evecs[:, keep] / evals[keep]) @ evecs[:, keep].T) * scale[:, None] * scale[None, :]
-    cov = Q @ cov_k @ Q.T  # analysis coordinates, zero-mean gauge
 
-    k_names = _k_names(slots)
-    alone = np.diag(Q.T @ Hzz @ Q)
-    if negative.any():
-        names = _involved(evecs[:, negative], k_names, involvement)
-        notes.append(
-            f"the likelihood curves downward along {int(negative.sum())} direction(s) "
-            f"involving {join_names(names)}: the fit has not reached a minimum, so these "
-            "standard errors are not reliable (reported as nan)"
+    stationary = bool(converged) or g < GRADIENT_TOL
+    if joint_negative.shape[1]:
+        downward = joint_negative.shape[1]
+        names = _involved(
+            joint_negative, k_names + ["the measurement process"] * n_meas, involvement
         )
+    else:
+        downward = int(negative.sum())
+        names = _involved(evecs[:, negative], k_names, involvement)
+    ok = stationary and downward == 0
+    why = "" if ok else optimum_words(g, GRADIENT_TOL, converged, downward, names)
+    if ok:
+        cov_k = (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
+        cov = Q @ (cov_k * scale[:, None] * scale[None, :]) @ Q.T  # zero-mean gauge
+    else:
+        notes.append(why)
+        cov = np.full((n_model, n_model), np.nan)
+
     # A coordinate's value is identified when its functional has no weight on the flat
     # directions (in the scaled coordinates, where those directions are orthonormal).
     A = (Q * scale[None, :]).T  # [k, n_model]: functional of each z-coordinate
     norms = np.linalg.norm(A, axis=0) + 1e-300
-
-    def weight(vectors):
-        if not vectors.shape[1]:
-            return np.zeros(n_model)
-        return np.linalg.norm(vectors.T @ A, axis=0) / norms
-
-    free = weight(evecs[:, null]) > involvement
-    unstable = weight(evecs[:, negative]) > involvement
+    flat = evecs[:, null]
+    weights = np.linalg.norm(flat.T @ A, axis=0) / norms if flat.shape[1] else 0 * norms
+    free = weights > involvement
     kinds = {slot.name: slot.transform for slot in slots}
     messages = describe(
-        evecs[:, null], k_names, alone, kinds, involvement, measurement is not None,
-        _names_with(free, slots),
+        flat, k_names, np.diag(Q.T @ H[:n_model, :n_model] @ Q), kinds, involvement,
+        measurement is not None, _names_with(free, slots),
     )  # fmt: skip
-    n_reads = float(data_tensors(data, torch.float64)[1].sum()) if data is not None else np.nan
+    standard_errors, reasons = _standard_errors(cov, free, ok, z0[:n_model], slots)
     return Uncertainty(
-        standard_errors=_standard_errors(cov, free, unstable, z0[:n_model], slots),
+        standard_errors=standard_errors,
         unidentified=messages,
         coordinates=_coordinate_names(slots),
         covariance=cov,
         eigenvalues=evals,
-        null_directions=Q @ (evecs[:, null] * scale[:, None]),
+        null_directions=Q @ (flat * scale[:, None]),
         n_reads=n_reads,
         notes=notes,
+        status=OK if ok else NOT_AT_OPTIMUM,
+        gradient_norm=g,
+        negative_directions=downward,
+        why=why,
+        reasons=reasons,
+        converged=converged,
     )
 
 
-def _profiled(H: np.ndarray, n_model: int, notes: list[str]) -> np.ndarray:
-    """The model block of ``H`` with the measurement's parameters profiled out.
+def _norm(g: np.ndarray, n_reads: float) -> float:
+    """A gradient of the total NLL (nats) as its norm in bits per read (nan: no reads)."""
+    return float(np.linalg.norm(g)) / n_reads / LOG2 if n_reads > 0 else float("nan")
 
-    Where the measurement's own block curves downward (a saddle), profiling is
-    meaningless (the Schur complement can turn negative): the model block is returned
-    as is (conditional on the measurement's values) and a note says so.
-    """
+
+def _downward(M: np.ndarray, rel_tol: float) -> np.ndarray:
+    """Orthonormal directions (original coordinates, columns) of curvature below
+    ``-rel_tol`` of the largest, on the unit-diagonal scale. The scale's diagonal is
+    floored at 1e-6 of its largest entry: a coordinate the data do not touch (a
+    background distribution whose weight went to zero) has curvature at rounding level,
+    whose sign means nothing, and must not be blown up into a downward direction."""
+    M = 0.5 * (M + M.T)
+    diag = np.diag(M)
+    floor = 1e-6 * max(float(diag.max(initial=0.0)), 1e-300)
+    d = np.sqrt(np.clip(diag, floor, None))
+    w, v = np.linalg.eigh(M / d[:, None] / d[None, :])
+    top = max(float(np.abs(w).max(initial=0.0)), 1e-300)
+    directions = v[:, w <= -rel_tol * top] / d[:, None]
+    return directions / (np.linalg.norm(directions, axis=0, keepdims=True) + 1e-300)
+
+
+def _profiled(H: np.ndarray, n_model: int) -> np.ndarray:
+    """The model block of ``H`` with the measurement's parameters profiled out (Schur
+    complement over the measurement's directions of positive curvature)."""
     Hzz = H[:n_model, :n_model]
     Hzp = H[:n_model, n_model:]
     Hpp = H[n_model:, n_model:]
     if not Hpp.size:
-        return Hzz
-    curvature = np.linalg.eigvalsh(0.5 * (Hpp + Hpp.T))
-    downward = int((curvature < -1e-6 * max(float(curvature.max()), 1e-300)).sum())
-    if downward:
-        notes.append(
-            f"the measurement process is not at a minimum (the likelihood curves "
-            f"downward along {downward} direction(s) of its parameters), so the "
-            "standard errors are conditional on its fitted values, not profiled "
-            "(they understate the uncertainty); refit to convergence for profiled ones"
-        )
         return Hzz
     return Hzz - Hzp @ pinv_sym(Hpp, 1e-12) @ Hzp.T
 
@@ -281,33 +370,22 @@ def _coordinate_names(slots: list[Slot]) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def _standard_errors(cov, free, unstable, z0, slots: list[Slot]) -> dict[str, float | np.ndarray]:
-    """Natural-unit standard errors; ``inf`` where unidentified, ``nan`` where unstable."""
+def _standard_errors(cov, free, ok: bool, z0, slots: list[Slot]):
+    """Natural-unit standard errors (``inf`` where unidentified, ``nan`` where the point is
+    not an optimum) and each parameter's reason when it has no finite one."""
     variance = np.clip(np.diag(cov), 0.0, None)
-    out = {}
+    out, reasons = {}, {}
     k = 0
     for slot in slots:
         part = slice(k, k + slot.size)
         natural = to_natural(z0[part], slot.transform, slot.bound)
         slope = natural_derivative(natural, slot.transform, slot.bound)
-        se = np.abs(slope) * np.sqrt(variance[part])
+        se = np.abs(slope) * np.sqrt(variance[part]) if ok else np.full(slot.size, np.nan)
         se = np.where(free[part], np.inf, se)
-        se = np.where(unstable[part], np.nan, se)
         out[slot.name] = se.reshape(slot.shape) if slot.shape else float(se[0])
+        if free[part].any():
+            reasons[slot.name] = NOT_IDENTIFIED
+        elif not ok:
+            reasons[slot.name] = NOT_AT_OPTIMUM
         k += slot.size
-    return out
-
-
-# ---------------------------------------------------------------- names of before the split
-
-#: The names this module had before the Hessian and the words moved out (tests,
-#: benchmarks/lac_modes.py); new code imports the public names.
-_pinv_sym = pinv_sym
-_combination = combination
-_message = group_message
-
-
-def _layout(module: torch.nn.Module) -> list[tuple[str, str, str, float | None, tuple]]:
-    """(name, attribute, transform, bound, shape) of each learned parameter (old callers;
-    new code uses :func:`bpm.runtime.hessian.learned_slots`)."""
-    return [(s.name, s.attribute, s.transform, s.bound, s.shape) for s in learned_slots(module)]
+    return out, reasons

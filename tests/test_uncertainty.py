@@ -169,7 +169,7 @@ def test_standard_errors_match_the_spread_of_estimates():
 
 def test_pseudo_inverse_survives_a_zero_or_negative_diagonal():
     """A flat nuisance (diagonal 0 or -1e-12) must not wipe out the other directions."""
-    from bpm.runtime.uncertainty import _pinv_sym
+    from bpm.runtime.uncertainty import pinv_sym as _pinv_sym
 
     M = np.diag([4.0, 2.0, 0.0, -1e-12])
     M[0, 1] = M[1, 0] = 1.0
@@ -214,7 +214,8 @@ def test_every_unidentified_parameter_is_named_in_accurate_words():
 
 
 def test_a_rate_and_an_offset_print_as_a_product_with_a_boltzmann_factor():
-    from bpm.runtime.uncertainty import _combination, _message
+    from bpm.runtime.identifiability_words import combination as _combination
+    from bpm.runtime.identifiability_words import group_message as _message
 
     # Moving log t_sat by +1 and G_R.offset by +1 leaves t_sat·exp(-G_R.offset) fixed.
     assert _combination("t_sat", 1.0, "lower", "G_R.offset", 1.0, "identity") == (
