@@ -81,10 +81,13 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
 
     ``errors_<energy>.png``: one point per letter at each position (the report's gauge,
     kcal/mol), so a reader sees which positions the data pin down; ``errors_scalars.png``:
-    the scalar energies, with those the data leave free marked as such.
+    the scalar energies, with those the data leave free marked "not identified" and, when
+    the fit is not at an optimum, every bar left out and marked "not at an optimum".
     """
     kT = result.kT_kcal_per_mol
     errors = result.uncertainty.standard_errors
+    reasons = getattr(result.uncertainty, "reasons", {})
+    status = getattr(result.uncertainty, "status", "ok")
     paths = []
     for name, found in tables.errors.items():
         frame = matrix_frame(tables.terms[name])
@@ -108,10 +111,8 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
         ax.set_xlabel("position in sequence (0-based)")
         ax.set_ylabel("ΔG (kcal/mol)")
         ax.legend(ncol=len(letters), fontsize=7, frameon=False, loc="upper right")
-        ax.set_title(
-            f"{name}: fitted entries ± 1 standard error ({tables.gauge_words(name, kT)})",
-            fontsize=9,
-        )
+        bars = "± 1 standard error" if status == "ok" else f"no standard errors: {status}"
+        ax.set_title(f"{name}: fitted entries {bars} ({tables.gauge_words(name, kT)})", fontsize=9)
         paths.append(_save(fig, (ax,), directory / f"errors_{name}.png"))
     values = result.module.get_params()
     offsets = {f"{n}.offset": t.offset for n, t in tables.terms.items()}
@@ -125,9 +126,11 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
         for row, name in enumerate(scalars):
             value = offsets.get(name, float(values[name])) * kT  # offsets in the report's gauge
             se = offset_errors.get(name, float(errors[name])) * kT
-            free = not np.isfinite(se)
-            ax.errorbar(value, row, xerr=None if free else se, fmt="o", color="0.2", capsize=3)
-            label = "not identified" if free else f"{value:+.2f} ± {se:.2f}"
+            missing = not np.isfinite(se)
+            ax.errorbar(value, row, xerr=None if missing else se, fmt="o", color="0.2", capsize=3)
+            label = f"{value:+.2f} ± {se:.2f}"
+            if missing:  # inf: a flat direction; nan: the fit is not at an optimum
+                label = f"{value:+.2f}, " + (reasons.get(name) or _reason(se))
             ax.annotate(
                 label, (value, row), xytext=(0, 6), textcoords="offset points", ha="center",
                 fontsize=8,
@@ -139,6 +142,11 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
         ax.set_title(f"scalar energies (site offsets in the {tables.gauge} gauge)", fontsize=9)
         paths.append(_save(fig, (ax,), directory / "errors_scalars.png"))
     return paths
+
+
+def _reason(se: float) -> str:
+    """Why a standard error is missing: ``inf`` a flat direction, ``nan`` no optimum."""
+    return "not identified" if np.isinf(se) else "not at an optimum"
 
 
 _COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839", "U": "#D62839"}

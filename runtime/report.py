@@ -103,25 +103,36 @@ def wild_type_summary(result, tables: ReportTables) -> dict:
 
 def uncertainty_summary(result, tables: ReportTables | None = None) -> dict:
     """Standard errors of the scalars (natural units, energies also in kcal/mol; site
-    offsets in the report's gauge) and the parameter combinations the data leave free;
-    empty when no analysis was run."""
+    offsets in the report's gauge), whether the fit is at an optimum, each parameter's
+    reason for a null, and the parameter combinations the data leave free; empty when no
+    analysis was run.
+
+    ``standard_errors`` holds a number only where the analysis point is an optimum with
+    positive curvature (``standard_error_status.status == "ok"``); ``null`` otherwise,
+    and ``standard_error_reasons`` says which: ``"not identified"`` (a flat direction)
+    or ``"not at an optimum"`` (the gradient is too large, or a saddle).
+    """
     found = result.uncertainty
     if found is None:
         return {}
     kT = result.kT_kcal_per_mol
     energies = contract.energy_names(result.module)
     offsets = {f"{n}.offset": e.offset for n, e in (tables.errors if tables else {}).items()}
+    ok = getattr(found, "status", "ok") == "ok"
     errors = {}
     for name, se in sorted(found.standard_errors.items()):
         if isinstance(se, np.ndarray):
             continue
         se = offsets.get(name, se)
-        value = float(se) if np.isfinite(se) else None  # None: not identified
+        value = float(se) if ok and np.isfinite(se) else None
         errors[name] = value
         if name.split(".")[0] in energies:
             errors[f"{name}_kcal_per_mol"] = None if value is None else value * kT
+    status = found.status_summary() if hasattr(found, "status_summary") else {"status": "ok"}
     return {
         "standard_errors": errors,
+        "standard_error_status": status,
+        "standard_error_reasons": dict(getattr(found, "reasons", {})),
         "unidentified": list(found.unidentified),
         "uncertainty_notes": list(found.notes),
     }

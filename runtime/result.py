@@ -76,19 +76,29 @@ class FitResult:
         """The module's parameters in natural units (kT for energies), by ``.bpm`` name."""
         return self.module.get_params()
 
-    def analyze_uncertainty(self):
-        """Standard errors and unidentified parameter combinations at this optimum.
+    def analyze_uncertainty(self, refit: int = 0):
+        """Standard errors and unidentified parameter combinations at this fit's values.
 
         Uses the training reads (the Hessian of their total NLL, measurement process
-        profiled out); the result is kept on ``self.uncertainty`` and reported by
-        :meth:`save`. See :func:`bpm.runtime.uncertainty.analyze`.
+        profiled out); standard errors only where the fit is at an optimum (converged per
+        :attr:`convergence`, or a gradient below ``train.GRADIENT_TOL``, and no saddle),
+        otherwise ``nan`` with ``status`` ``"not at an optimum"``. ``refit`` > 0 first
+        refits copies with up to that many float64 L-BFGS iterations on the training
+        reads: the errors are then those of the refitted optimum (the fit is unchanged).
+        The result is kept on ``self.uncertainty`` and reported by :meth:`save`. See
+        :func:`bpm.runtime.uncertainty.analyze`.
         """
         from .uncertainty import analyze
 
         if self.dataset is None:
             raise BpmError("this fit keeps no data to analyze (a streamed or reloaded fit)")
         self.uncertainty = analyze(
-            self.module, self.measurement, self.dataset.subset("training"), output=self.output
+            self.module,
+            self.measurement,
+            self.dataset.subset("training"),
+            output=self.output,
+            converged=(self.convergence or {}).get("converged"),
+            refit=refit,
         )
         return self.uncertainty
 

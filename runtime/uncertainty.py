@@ -241,18 +241,28 @@ def analyze(
     evals, evecs = np.linalg.eigh(S)
     top = max(float(np.abs(evals).max()), 1e-300)
     null = np.abs(evals) < rel_tol * top
-    negative = evals <= -rel_tol * top
+    negative = evals <= -rel_tol * top  # the profiled curvature of a saddle
     keep = ~(null | negative)
 
     stationary = bool(converged) or g < GRADIENT_TOL
-    if joint_negative.shape[1]:
-        downward = joint_negative.shape[1]
-        names = _involved(
-            joint_negative, k_names + ["the measurement process"] * n_meas, involvement
-        )
-    else:
+    # A downward direction of the measurement alone (an eigenvector with no weight on the
+    # model: background bins whose share runs to zero, their optimum at infinity) does not
+    # couple to the model, so holding it changes no model curvature; one that moves the
+    # model's parameters is a saddle.
+    on_model = (joint_negative[: Q.shape[1]] ** 2).sum(0) >= involvement
+    saddle = joint_negative[:, on_model]
+    names = _involved(saddle, k_names + ["the measurement process"] * n_meas, involvement)
+    downward = saddle.shape[1]
+    if not downward and negative.any():
         downward = int(negative.sum())
         names = _involved(evecs[:, negative], k_names, involvement)
+    if (~on_model).any():
+        notes.append(
+            f"the measurement process's likelihood curves downward along {int((~on_model).sum())} "
+            "direction(s) of its own parameters that do not move the model's (e.g. a "
+            "background bin whose share runs to zero): held at their values, which leaves "
+            "the model's curvature unchanged"
+        )
     ok = stationary and downward == 0
     why = "" if ok else optimum_words(g, GRADIENT_TOL, converged, downward, names)
     if ok:
@@ -299,19 +309,17 @@ def _norm(g: np.ndarray, n_reads: float) -> float:
 
 
 def _downward(M: np.ndarray, rel_tol: float) -> np.ndarray:
-    """Orthonormal directions (original coordinates, columns) of curvature below
-    ``-rel_tol`` of the largest, on the unit-diagonal scale. The scale's diagonal is
-    floored at 1e-6 of its largest entry: a coordinate the data do not touch (a
-    background distribution whose weight went to zero) has curvature at rounding level,
-    whose sign means nothing, and must not be blown up into a downward direction."""
+    """Directions of curvature below ``-rel_tol`` of the largest, on the unit-diagonal
+    scale (columns, orthonormal in the scaled coordinates). The scale's diagonal is
+    floored at 1e-6 of its largest entry: a coordinate the data do not touch has
+    curvature at rounding level, whose sign means nothing, and must not be blown up."""
     M = 0.5 * (M + M.T)
     diag = np.diag(M)
     floor = 1e-6 * max(float(diag.max(initial=0.0)), 1e-300)
     d = np.sqrt(np.clip(diag, floor, None))
     w, v = np.linalg.eigh(M / d[:, None] / d[None, :])
     top = max(float(np.abs(w).max(initial=0.0)), 1e-300)
-    directions = v[:, w <= -rel_tol * top] / d[:, None]
-    return directions / (np.linalg.norm(directions, axis=0, keepdims=True) + 1e-300)
+    return v[:, w <= -rel_tol * top]
 
 
 def _profiled(H: np.ndarray, n_model: int) -> np.ndarray:
@@ -345,14 +353,15 @@ def _involved(vectors, k_names, involvement) -> list[str]:
 def pinv_sym(M: np.ndarray, rel_tol: float) -> np.ndarray:
     """Pseudo-inverse of a symmetric matrix, dropping eigenvalues below ``rel_tol`` * max.
 
-    The unit-diagonal scaling uses a floor on the diagonal (``rel_tol`` of its largest
-    entry): a zero or slightly negative diagonal (a nuisance parameter the data barely
+    The unit-diagonal scaling uses a floor on the diagonal (1e-6, or ``rel_tol`` if
+    larger, of its largest entry): a zero or slightly negative diagonal (a nuisance
+    parameter the data barely
     touch, such as a background fraction at its bound) must not blow the scaled matrix
     up, which would push every real eigenvalue under the cut and silently skip the
     profiling.
     """
     diag = np.diag(M)
-    floor = rel_tol * max(float(diag.max(initial=0.0)), 1e-300)
+    floor = max(rel_tol, 1e-6) * max(float(diag.max(initial=0.0)), 1e-300)
     d = np.sqrt(np.clip(diag, floor, None))
     S = M / d[:, None] / d[None, :]
     w, v = np.linalg.eigh(0.5 * (S + S.T))
