@@ -147,6 +147,7 @@ def _propagated(module, name, parts, params, uncertainty, gauge, wild_type) -> S
     flags = np.array([_coordinate_error(found, p, i) for _, p, i in coordinates])
     touches = np.abs(J) > 1e-12
     se = np.where((touches & np.isnan(flags)).any(1), np.nan, se)
+    se = np.where(touches.any(1), se, 0.0)  # fixed by the gauge alone: exactly known
     if template.pairs is None:
         se = np.where((touches & np.isposinf(flags)).any(1) & ~np.isnan(se), np.inf, se)
     return _unflat(se, template)
