@@ -39,7 +39,41 @@ def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
-class OrdinalMeasurement(nn.Module):
+class BinnedReads(nn.Module):
+    """What every sort-seq measurement process shares: reads counted in ``n_bins``
+    ordered bins, given ``log_probs(t)`` (``[N, n_bins]``) by the subclass. This is the
+    measurement-process interface of the training core (:mod:`bpm.runtime.train`)."""
+
+    n_bins: int
+
+    def log_probs(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        """``p(bin | t)``, shape ``[N, n_bins]``; each row sums to 1."""
+        return self.log_probs(t).exp()
+
+    def log_likelihood(self, t: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of each row's reads given its ``t`` (nats, the multinomial
+        coefficient left out), shape ``[N]``."""
+        return (counts * self.log_probs(t)).sum(1)
+
+    @staticmethod
+    def weight(counts: torch.Tensor) -> torch.Tensor:
+        """What the likelihood is reported per: reads, shape ``[N]``."""
+        return counts.sum(1)
+
+    @staticmethod
+    def totals(counts: torch.Tensor) -> torch.Tensor:
+        """Reads per bin, summed over rows (their entropy is H[bin] of I_var)."""
+        return counts.sum(0)
+
+    @property
+    def n_totals(self) -> int:
+        return self.n_bins
+
+
+class OrdinalMeasurement(BinnedReads):
     """Cumulative-logit p(bin | t) with a monotone increasing link ``g``.
 
     ``n_bins`` ordered bins (dimmest first), ``hidden`` tanh units in ``g``. ``transform``
@@ -198,31 +232,6 @@ class OrdinalMeasurement(nn.Module):
             + torch.log(-torch.expm1((logits[:, :-1] - logits[:, 1:]).clamp_max(-1e-6)))
         )
         return torch.cat([log_le[:, :1], inner, log_gt[:, -1:]], dim=1)
-
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """``p(bin | t)``, shape ``[N, n_bins]``; each row sums to 1."""
-        return self.log_probs(t).exp()
-
-    # The measurement-process interface of the training core (bpm.runtime.train).
-
-    def log_likelihood(self, t: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Log-likelihood of each row's reads given its ``t`` (nats, the multinomial
-        coefficient left out), shape ``[N]``."""
-        return (counts * self.log_probs(t)).sum(1)
-
-    @staticmethod
-    def weight(counts: torch.Tensor) -> torch.Tensor:
-        """What the likelihood is reported per: reads, shape ``[N]``."""
-        return counts.sum(1)
-
-    @staticmethod
-    def totals(counts: torch.Tensor) -> torch.Tensor:
-        """Reads per bin, summed over rows (their entropy is H[bin] of I_var)."""
-        return counts.sum(0)
-
-    @property
-    def n_totals(self) -> int:
-        return self.n_bins
 
     def start_on(self, counts: torch.Tensor) -> None:
         """Cutpoints from the reads' cumulative bin fractions; the link's tanh units off

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.special import log_ndtr, ndtri
 
+from .measurement import BinnedReads
+
 KIND = "affine"
 
 
@@ -57,7 +59,7 @@ def log_interval(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     return big + log1mexp(log_ndtr(second) - big)
 
 
-class AffineMeasurement(nn.Module):
+class AffineMeasurement(BinnedReads):
     """Ordinal probit ``p(bin | t)`` with ``mu = a + b log(t + f)`` and noise ``sigma``.
 
     ``n_bins`` ordered bins (dimmest first). ``gates``: the ``n_bins - 1`` inner bin
@@ -190,30 +192,7 @@ class AffineMeasurement(nn.Module):
             F.logsigmoid(-self.background_mix) + self.ordered_log_probs(t),
         )
 
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        """``p(bin | t)``, shape ``[N, n_bins]``; each row sums to 1."""
-        return self.log_probs(t).exp()
-
     # ------------------------------------------------------------ the training core's interface
-
-    def log_likelihood(self, t: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Log-likelihood of each row's reads given its ``t`` (nats, the multinomial
-        coefficient left out), shape ``[N]``."""
-        return (counts * self.log_probs(t)).sum(1)
-
-    @staticmethod
-    def weight(counts: torch.Tensor) -> torch.Tensor:
-        """What the likelihood is reported per: reads, shape ``[N]``."""
-        return counts.sum(1)
-
-    @staticmethod
-    def totals(counts: torch.Tensor) -> torch.Tensor:
-        """Reads per bin, summed over rows (their entropy is H[bin] of I_var)."""
-        return counts.sum(0)
-
-    @property
-    def n_totals(self) -> int:
-        return self.n_bins
 
     def start_on(self, counts: torch.Tensor, t0: torch.Tensor) -> None:
         """Start ``a``, ``sigma`` (and learned cutpoints) so that the predicted bin
