@@ -139,8 +139,10 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
                 start=stages[0].iterations,
             )
         )
+    _release(held, hooks)  # the gradient of every entry, pinned consensus letters too
+    held_again = hold(module, options.fix)
     grad = gradient_norm(joint, tensor_chunks(*tensors["training"]))
-    _release(held, hooks)
+    _release(held_again, [])
     metrics = {s: evaluate(joint, tensor_chunks(*tensors[s])) for s in SPLITS}
     return {
         "measurement": joint.measurement,
@@ -220,8 +222,10 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         started = time.perf_counter()
         stages.append(polish_store(joint, store, comm, options, history, start=stage.iterations))
         polish_seconds = time.perf_counter() - started
+    _release(held, hooks)  # the gradient of every entry, pinned consensus letters too
+    held_again = hold(module, options.fix)
     grad = gradient_norm(joint, store_chunks(store, "training", device, comm), comm)
-    _release(held, hooks)
+    _release(held_again, [])
     metrics = {s: evaluate(joint, store_chunks(store, s, device, comm), comm) for s in SPLITS}
     summary = dict(store.summary)
     summary["training"] = {
