@@ -32,8 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOG2 = math.log(2.0)
-
 
 def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
@@ -239,21 +237,3 @@ class OrdinalMeasurement(BinnedReads):
         self.set_cutpoints(torch.cumsum(counts, 0) / counts.sum())
         with torch.no_grad():
             self.raw_out.fill_(-20.0)
-
-
-def nll_bits(log_probs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood per read, in bits (counts-weighted cross entropy)."""
-    return -(counts * log_probs).sum() / counts.sum() / LOG2
-
-
-def entropy_bits(counts: torch.Tensor) -> torch.Tensor:
-    """Entropy of the bin distribution of all reads, in bits."""
-    p = counts.sum(0) / counts.sum()
-    p = p[p > 0]
-    return -(p * torch.log2(p)).sum()
-
-
-def information_bits(log_probs: torch.Tensor, counts: torch.Tensor) -> tuple[float, float]:
-    """``(nll, I_var)`` in bits per read: ``I_var = H[bin] - NLL``."""
-    nll = float(nll_bits(log_probs, counts))
-    return nll, float(entropy_bits(counts)) - nll

@@ -139,10 +139,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
                 start=stages[0].iterations,
             )
         )
-    _release(held, hooks)  # the gradient of every entry, pinned consensus letters too
-    held_again = hold(module, options.fix)
-    grad = gradient_norm(joint, tensor_chunks(*tensors["training"]))
-    _release(held_again, [])
+    grad = _finish(joint, held, hooks, tensor_chunks(*tensors["training"]))
     metrics = {s: evaluate(joint, tensor_chunks(*tensors[s])) for s in SPLITS}
     return {
         "measurement": joint.measurement,
@@ -222,10 +219,7 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         started = time.perf_counter()
         stages.append(polish_store(joint, store, comm, options, history, start=stage.iterations))
         polish_seconds = time.perf_counter() - started
-    _release(held, hooks)  # the gradient of every entry, pinned consensus letters too
-    held_again = hold(module, options.fix)
-    grad = gradient_norm(joint, store_chunks(store, "training", device, comm), comm)
-    _release(held_again, [])
+    grad = _finish(joint, held, hooks, store_chunks(store, "training", device, comm), comm)
     metrics = {s: evaluate(joint, store_chunks(store, s, device, comm), comm) for s in SPLITS}
     summary = dict(store.summary)
     summary["training"] = {
@@ -364,11 +358,16 @@ def _trainable(joint: nn.Module) -> list[torch.Tensor]:
     return [p for p in joint.parameters() if p.requires_grad]
 
 
-def _release(held, hooks) -> None:
-    for tensor in held:
-        tensor.requires_grad_(True)
+def _finish(joint, held, hooks, train_chunks, comm=None) -> float:
+    """End of training: unpin the consensus letters, take the training NLL's gradient
+    norm (every learned entry, pinned letters too; fixed ones still held), release the
+    fixed ones."""
     for hook in hooks:
         hook.remove()
+    grad = gradient_norm(joint, train_chunks, comm)
+    for tensor in held:
+        tensor.requires_grad_(True)
+    return grad
 
 
 def _need_training_and_validation(sizes: dict) -> None:

@@ -109,11 +109,14 @@ class FullBatch:
         for _ in counter:
             yield Batch(self.x, self.obs, self.norm)
 
-    def cast(self, dtype: torch.dtype) -> FullBatch:
-        """The same batch with observations in ``dtype`` (float64 for the L-BFGS stage)."""
-        out = FullBatch.__new__(FullBatch)
-        out.__dict__.update(self.__dict__, obs=self.obs.to(dtype))
-        return out
+
+def training_bin_totals(store) -> np.ndarray:
+    """Reads per bin over a store's training rows, summed a million rows at a time."""
+    start, stop = store.ranges["training"]
+    totals = np.zeros(store.n_bins)
+    for a in range(start, stop, 1 << 20):
+        totals += store.counts[a : min(a + (1 << 20), stop)].sum(0, dtype=np.int64)
+    return totals
 
 
 def blocks_of_epoch(n_rows: int, block_rows: int, blocks_per_batch: int, seed: int, epoch: int):
@@ -181,9 +184,7 @@ class Minibatches:
         self.steps = epochs * self.steps_per_epoch
         if max_steps is not None:
             self.steps = min(self.steps, max_steps)
-        totals = np.zeros(store.n_bins)
-        for a in range(self.start, stop, 1 << 20):
-            totals += store.counts[a : min(a + (1 << 20), stop)].sum(0, dtype=np.int64)
+        totals = training_bin_totals(store)
         self.bin_totals = totals
         self.mean_reads = float(totals.sum()) / self.n_rows
         self.entropy_bits = entropy_bits(totals)
@@ -227,10 +228,7 @@ class StoreBatch:
 
     def __init__(self, store, device, comm: Comm, dtype: torch.dtype = torch.float64):
         self.store, self.device, self.comm, self.dtype = store, device, comm, dtype
-        start, stop = store.ranges["training"]
-        totals = np.zeros(store.n_bins)
-        for a in range(start, stop, 1 << 20):
-            totals += store.counts[a : min(a + (1 << 20), stop)].sum(0, dtype=np.int64)
+        totals = training_bin_totals(store)
         self.norm = float(totals.sum())
         self.entropy_bits = entropy_bits(totals)
 

@@ -47,10 +47,9 @@ from bpm.runtime.identifiability_words import (
     optimum_words,
     refit_words,
 )
-from bpm.runtime.train import GRADIENT_TOL
+from bpm.runtime.train import GRADIENT_TOL, LOG2
 
 __all__ = ["Uncertainty", "analyze", "default_nll", "hessian", "pinv_sym", "refit_lbfgs"]
-LOG2 = math.log(2.0)
 
 
 @dataclass
