@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bpm.runtime import contract
+from bpm.runtime.data import encode as letter_codes
 
 
 def read_wild_type(value: str | Path, alphabet: str = "ACGT") -> str:
@@ -38,14 +39,9 @@ def consensus(sequences, alphabet: str = "ACGT") -> str:
 
 
 def encode(sequences, alphabet: str) -> np.ndarray:
-    """``uint8[N, L]`` codes; ``ValueError`` for a letter outside the alphabet."""
-    table = np.full(256, 255, dtype=np.uint8)
-    for i, letter in enumerate(alphabet):
-        table[ord(letter.upper())] = i
-        table[ord(letter.lower())] = i
-    seqs = [str(s) for s in sequences]
-    raw = np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8)
-    codes = table[raw].reshape(len(seqs), -1)
+    """``uint8[N, L]`` codes (:func:`bpm.runtime.data.encode`); ``ValueError`` for a letter
+    outside the alphabet."""
+    codes = letter_codes([str(s) for s in sequences], alphabet)
     if (codes == 255).any():
         raise ValueError(f"letters outside '{alphabet}' in the sequences")
     return codes

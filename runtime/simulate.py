@@ -28,6 +28,7 @@ from bpm.runtime.contract import (
     kT_kcal_per_mol,
     layout,
     learned_names,
+    resolve_model,
     select_output,
     site_energies,
     zero_mean_gauge,
@@ -62,11 +63,7 @@ def instantiate(model) -> torch.nn.Module:
     """A module instance from a path, model text, a compiled class or an instance."""
     if isinstance(model, torch.nn.Module):
         return model
-    if isinstance(model, type) and issubclass(model, torch.nn.Module):
-        return model()
-    from bpm.compiler import load
-
-    return load(model)()
+    return resolve_model(model)[0]()
 
 
 def outputs(module: torch.nn.Module, codes: np.ndarray, output: str | None = None) -> np.ndarray:
