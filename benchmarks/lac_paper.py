@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bpm.runtime import fit
-from bpm.runtime.fit import profile
+from bpm.runtime.profile import profile
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "lac_sortseq_kinney2010.csv.gz"
