@@ -50,8 +50,12 @@ def log_interval(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """``log(Phi(hi) - Phi(lo))`` for ``lo < hi`` (either may be infinite), stably.
 
     In the upper half the difference is taken between upper tails
-    (``Phi(-lo) - Phi(-hi)``), so neither side rounds to 1.
+    (``Phi(-lo) - Phi(-hi)``), so neither side rounds to 1. Infinite ends are taken at
+    +-1000 standard deviations (the same value): their second derivatives would be
+    ``nan`` and poison every Hessian of the likelihood (``0 * inf`` through the branch
+    ``torch.where`` does not take).
     """
+    lo, hi = lo.clamp(-1e3, 1e3), hi.clamp(-1e3, 1e3)
     upper = (lo + hi) > 0
     first = torch.where(upper, -lo, hi)  # the larger tail probability's argument
     second = torch.where(upper, -hi, lo)
