@@ -38,6 +38,16 @@ import numpy as np
 import torch
 
 from bpm.runtime.contract import Slot, natural_derivative, to_natural
+from bpm.runtime.curvature import (
+    coordinate_names,
+    downward,
+    gauge_basis,
+    involved,
+    k_names,
+    names_with,
+    pinv_sym,
+    profiled,
+)
 from bpm.runtime.hessian import data_tensors, default_nll, gradient, hessian, refit_lbfgs
 from bpm.runtime.identifiability_words import (
     NOT_AT_OPTIMUM,
@@ -65,7 +75,8 @@ class Uncertainty:
     ``gradient_norm`` (bits per read), ``negative_directions`` and ``why`` (words)
     say which; ``reasons`` maps each parameter without a finite standard error to
     ``"not identified"`` or ``"not at an optimum"``; ``converged`` is what the fit
-    said of itself (None: not told, or refitted).
+    said of itself (None: not told, or refitted). ``values``: every parameter in natural
+    units at the analysis point (after ``refit``, the refitted optimum's).
     """
 
     standard_errors: dict[str, float | np.ndarray]
@@ -82,6 +93,7 @@ class Uncertainty:
     why: str = ""
     reasons: dict[str, str] = field(default_factory=dict)
     converged: bool | None = None
+    values: dict = field(default_factory=dict)
 
     def status_summary(self) -> dict:
         """``{"status", "gradient_norm", "gradient_tol", "converged", "negative_directions",
@@ -111,53 +123,6 @@ class Uncertainty:
                 lines.append(f"{name}: standard error {se:.3g}")
         lines += [f"not identified: {m}" for m in self.unidentified]
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- the zero-mean gauge
-
-
-def _is_gauged(slot: Slot) -> bool:
-    """An additive matrix, whose positions each carry a gauge freedom against the offset."""
-    return slot.kind == "matrix" and len(slot.shape) == 2
-
-
-def _gauge_basis(slots: list[Slot]) -> np.ndarray:
-    """Columns spanning the zero-mean-gauge subspace of the analysis coordinates.
-
-    Each additive matrix position gets ``A - 1`` orthonormal contrasts (rows summing
-    to zero); every other coordinate is kept as is.
-    """
-    blocks = []
-    for slot in slots:
-        if _is_gauged(slot):
-            width, letters = slot.shape
-            blocks.append(np.kron(np.eye(width), _contrasts(letters)))
-        else:
-            blocks.append(np.eye(slot.size))
-    rows = sum(b.shape[0] for b in blocks)
-    cols = sum(b.shape[1] for b in blocks)
-    basis = np.zeros((rows, cols))
-    r = c = 0
-    for b in blocks:
-        basis[r : r + b.shape[0], c : c + b.shape[1]] = b
-        r += b.shape[0]
-        c += b.shape[1]
-    return basis
-
-
-def _contrasts(n: int) -> np.ndarray:
-    """An orthonormal basis of the vectors of length ``n`` that sum to zero: ``[n, n-1]``."""
-    q, _ = np.linalg.qr(np.eye(n) - 1.0 / n)
-    return q[:, : n - 1]
-
-
-def _k_names(slots: list[Slot]) -> list[str]:
-    """The parameter name of each gauge-fixed coordinate (a matrix gives ``w * (A - 1)``)."""
-    out = []
-    for slot in slots:
-        size = slot.shape[0] * (slot.shape[1] - 1) if _is_gauged(slot) else slot.size
-        out += [slot.name] * size
-    return out
 
 
 # ---------------------------------------------------------------- analysis
@@ -221,18 +186,19 @@ def analyze(
             converged = None  # the fit's own word is about the point before the refit
         g = _norm(gradient(module, measurement, data, nll=nll, output=output), n_reads)
         H, z0, slots, _, n_model = hessian(module, measurement, data, nll=nll, output=output)
+        values = {k: v.detach().double().numpy() for k, v in module.get_params().items()}
     finally:
         torch.set_num_threads(old_threads)
     if refit > 0 and nll is None:
         notes.append(refit_words(steps, before, g))
-    Q = _gauge_basis(slots)  # [n_model, k]: zero-mean gauge subspace
-    k_names = _k_names(slots)
+    Q = gauge_basis(slots)  # [n_model, k]: zero-mean gauge subspace
+    names_of = k_names(slots)
     n_meas = H.shape[0] - n_model
     G = np.zeros((H.shape[0], Q.shape[1] + n_meas))
     G[:n_model, : Q.shape[1]] = Q
     G[n_model:, Q.shape[1] :] = np.eye(n_meas)
-    joint_negative = _downward(G.T @ H @ G, rel_tol)
-    P = Q.T @ _profiled(H, n_model) @ Q
+    joint_negative = downward(G.T @ H @ G, rel_tol)
+    P = Q.T @ profiled(H, n_model) @ Q
     P = 0.5 * (P + P.T)
     diag = np.clip(np.diag(P), 0.0, None)
     scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
@@ -250,11 +216,11 @@ def analyze(
     # model's parameters is a saddle.
     on_model = (joint_negative[: Q.shape[1]] ** 2).sum(0) >= involvement
     saddle = joint_negative[:, on_model]
-    names = _involved(saddle, k_names + ["the measurement process"] * n_meas, involvement)
-    downward = saddle.shape[1]
-    if not downward and negative.any():
-        downward = int(negative.sum())
-        names = _involved(evecs[:, negative], k_names, involvement)
+    names = involved(saddle, names_of + ["the measurement process"] * n_meas, involvement)
+    n_down = saddle.shape[1]
+    if not n_down and negative.any():
+        n_down = int(negative.sum())
+        names = involved(evecs[:, negative], names_of, involvement)
     if (~on_model).any():
         notes.append(
             f"the measurement process's likelihood curves downward along {int((~on_model).sum())} "
@@ -262,8 +228,8 @@ def analyze(
             "background bin whose share runs to zero): held at their values, which leaves "
             "the model's curvature unchanged"
         )
-    ok = stationary and downward == 0
-    why = "" if ok else optimum_words(g, GRADIENT_TOL, converged, downward, names)
+    ok = stationary and n_down == 0
+    why = "" if ok else optimum_words(g, GRADIENT_TOL, converged, n_down, names)
     if ok:
         cov_k = (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
         cov = Q @ (cov_k * scale[:, None] * scale[None, :]) @ Q.T  # zero-mean gauge
@@ -280,14 +246,14 @@ def analyze(
     free = weights > involvement
     kinds = {slot.name: slot.transform for slot in slots}
     messages = describe(
-        flat, k_names, np.diag(Q.T @ H[:n_model, :n_model] @ Q), kinds, involvement,
-        measurement is not None, _names_with(free, slots),
+        flat, names_of, np.diag(Q.T @ H[:n_model, :n_model] @ Q), kinds, involvement,
+        measurement is not None, names_with(free, slots),
     )  # fmt: skip
     standard_errors, reasons = _standard_errors(cov, free, ok, z0[:n_model], slots)
     return Uncertainty(
         standard_errors=standard_errors,
         unidentified=messages,
-        coordinates=_coordinate_names(slots),
+        coordinates=coordinate_names(slots),
         covariance=cov,
         eigenvalues=evals,
         null_directions=Q @ (flat * scale[:, None]),
@@ -295,87 +261,17 @@ def analyze(
         notes=notes,
         status=OK if ok else NOT_AT_OPTIMUM,
         gradient_norm=g,
-        negative_directions=downward,
+        negative_directions=n_down,
         why=why,
         reasons=reasons,
         converged=converged,
+        values=values,
     )
 
 
 def _norm(g: np.ndarray, n_reads: float) -> float:
     """A gradient of the total NLL (nats) as its norm in bits per read (nan: no reads)."""
     return float(np.linalg.norm(g)) / n_reads / LOG2 if n_reads > 0 else float("nan")
-
-
-def _downward(M: np.ndarray, rel_tol: float) -> np.ndarray:
-    """Directions of curvature below ``-rel_tol`` of the largest, on the unit-diagonal
-    scale (columns, orthonormal in the scaled coordinates). The scale's diagonal is
-    floored at 1e-6 of its largest entry: a coordinate the data do not touch has
-    curvature at rounding level, whose sign means nothing, and must not be blown up."""
-    M = 0.5 * (M + M.T)
-    diag = np.diag(M)
-    floor = 1e-6 * max(float(diag.max(initial=0.0)), 1e-300)
-    d = np.sqrt(np.clip(diag, floor, None))
-    w, v = np.linalg.eigh(M / d[:, None] / d[None, :])
-    top = max(float(np.abs(w).max(initial=0.0)), 1e-300)
-    return v[:, w <= -rel_tol * top]
-
-
-def _profiled(H: np.ndarray, n_model: int) -> np.ndarray:
-    """The model block of ``H`` with the measurement's parameters profiled out (Schur
-    complement over the measurement's directions of positive curvature)."""
-    Hzz = H[:n_model, :n_model]
-    Hzp = H[:n_model, n_model:]
-    Hpp = H[n_model:, n_model:]
-    if not Hpp.size:
-        return Hzz
-    return Hzz - Hzp @ pinv_sym(Hpp, 1e-12) @ Hzp.T
-
-
-def _names_with(mask, slots: list[Slot]) -> list[str]:
-    """The learned parameters with at least one coordinate set in ``mask`` (z order)."""
-    out, k = [], 0
-    for slot in slots:
-        if mask[k : k + slot.size].any():
-            out.append(slot.name)
-        k += slot.size
-    return out
-
-
-def _involved(vectors, k_names, involvement) -> list[str]:
-    proj = vectors @ vectors.T
-    order = list(dict.fromkeys(k_names))
-    index = {n: [i for i, c in enumerate(k_names) if c == n] for n in order}
-    return [n for n in order if float(np.trace(proj[np.ix_(index[n], index[n])])) > involvement]
-
-
-def pinv_sym(M: np.ndarray, rel_tol: float) -> np.ndarray:
-    """Pseudo-inverse of a symmetric matrix, dropping eigenvalues below ``rel_tol`` * max.
-
-    The unit-diagonal scaling uses a floor on the diagonal (1e-6, or ``rel_tol`` if
-    larger, of its largest entry): a zero or slightly negative diagonal (a nuisance
-    parameter the data barely
-    touch, such as a background fraction at its bound) must not blow the scaled matrix
-    up, which would push every real eigenvalue under the cut and silently skip the
-    profiling.
-    """
-    diag = np.diag(M)
-    floor = max(rel_tol, 1e-6) * max(float(diag.max(initial=0.0)), 1e-300)
-    d = np.sqrt(np.clip(diag, floor, None))
-    S = M / d[:, None] / d[None, :]
-    w, v = np.linalg.eigh(0.5 * (S + S.T))
-    keep = w > rel_tol * max(float(w.max()), 1e-300)
-    return ((v[:, keep] / w[keep]) @ v[:, keep].T) / d[:, None] / d[None, :]
-
-
-def _coordinate_names(slots: list[Slot]) -> list[tuple[str, tuple[int, ...]]]:
-    out = []
-    for slot in slots:
-        if slot.shape:
-            out += [(slot.name, idx) for idx in np.ndindex(*slot.shape)]
-        else:
-            out.append((slot.name, ()))
-    return out
 
 
 def _standard_errors(cov, free, ok: bool, z0, slots: list[Slot]):
