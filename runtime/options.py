@@ -17,8 +17,11 @@ from bpm.compiler.errors import BpmError
 
 MODES = ("auto", "full", "stream", "distributed")
 LINKS = ("flexible", "affine")
+#: Where the L-BFGS polish stops: on the validation reads (an early-stopped estimate) or
+#: at the training optimum (maximum likelihood; docs/fitting.md, "Training").
+STOPS = ("validation", "training")
 #: Options that only the full-batch path uses, and those only minibatches use.
-FULL_ONLY = ()
+FULL_ONLY = ("bootstrap",)
 STREAM_ONLY = ("batch_size", "block_rows", "epochs", "val_rows", "cache_dir")
 
 
@@ -44,7 +47,10 @@ class FitOptions:
         Adam stage. ``starts``: how many fits from different starting points
         (:mod:`bpm.runtime.multistart`: each scalar energy started on both sides of
         zero, run in parallel processes); the most likely is kept and every distinct
-        optimum is listed.
+        optimum is listed. ``bootstrap``: that many refits on resamples of the training
+        sequences (with replacement, reads kept with their sequence), warm-started from
+        the fit, in parallel processes (:mod:`bpm.runtime.bootstrap`): bootstrap
+        standard errors and 95% percentile intervals (0: none; full batch only).
 
     The measurement process
         ``link``: ``flexible`` (a learned monotone link and learned cutpoints) or
@@ -65,6 +71,10 @@ class FitOptions:
         the measurement is re-standardized (at ``restandardize_at`` of the schedule); the
         best state is kept. Then at most ``polish`` L-BFGS iterations in float64 on the
         whole training split (0: none; on a store it reads the rows in chunks).
+        ``stop``: ``validation`` (the polish keeps its best validated state and stops
+        after 3 checks without improvement: an early-stopped estimate) or ``training``
+        (it runs to the training optimum: until L-BFGS's own tolerances or the training
+        NLL stalls, :data:`~bpm.runtime.optimizers.STALL_NATS`; maximum likelihood).
 
     Minibatches (``stream``, ``distributed``)
         ``batch_size`` rows a step in blocks of ``block_rows`` contiguous rows;
@@ -91,6 +101,7 @@ class FitOptions:
     consensus_energy: Mapping[str, float] | None = None
     pin: bool = True
     starts: int = 1
+    bootstrap: int = 0
     link: str = "flexible"
     gates: tuple[float, ...] | None = None
     learn_slope: bool = False
@@ -102,6 +113,7 @@ class FitOptions:
     patience: int = 6
     restandardize_at: float = 0.25
     polish: int = 200
+    stop: str = "validation"
     batch_size: int = 8192
     block_rows: int = 512
     epochs: int | None = None
@@ -116,6 +128,10 @@ class FitOptions:
             raise BpmError(f"mode must be one of {list(MODES)}, not {self.mode!r}")
         if self.starts < 1:
             raise BpmError(f"starts must be at least 1, not {self.starts}")
+        if self.stop not in STOPS:
+            raise BpmError(f"stop must be one of {list(STOPS)}, not {self.stop!r}")
+        if self.bootstrap < 0:
+            raise BpmError(f"bootstrap must be 0 or more refits, not {self.bootstrap}")
         if self.processes < 1:
             raise BpmError(f"processes must be at least 1, not {self.processes}")
         if self.processes > 1 and self.mode in ("auto", "stream"):
@@ -197,7 +213,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--device", help="cpu (default) or cuda")
     add("--threads", type=int, help="CPU threads per process (default 1)")
     add("--starts", type=int, help="fits from several starts, the best kept (default 1)")
+    add("--bootstrap", type=int, metavar="N", help="N bootstrap refits: errors, intervals")
     add("--steps", type=int, help="Adam steps (default 200 full batch; minibatch: by epochs)")
+    add(
+        "--stop",
+        choices=STOPS,
+        help="polish until the validation NLL stops improving (default) or to the training "
+        "optimum (maximum likelihood; raise --polish)",
+    )
     add("--lr", type=float, help="peak learning rate (default 0.07)")
     add("--patience", type=int, help="stop after this many checks without improvement (6)")
     add("--eval-every", type=int, help="steps between validation checks (default 10 / 200)")
@@ -278,6 +301,8 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
         "link",
         "learn_slope",
         "starts",
+        "bootstrap",
+        "stop",
     ):
         value = getattr(args, name, None)
         if value is not None:

@@ -10,6 +10,7 @@ its share (:mod:`~bpm.runtime.distributed`).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from bpm.compiler.errors import BpmError
 from . import contract
 from .contract import resolve_model
 from .data import SPLITS, read_dataset
-from .optimizers import LBFGS, AdamOneCycle
+from .optimizers import LBFGS, STALL_NATS, AdamOneCycle
 from .options import FitOptions
 from .result import FitResult
 from .sources import Comm, FullBatch, Minibatches, StoreBatch, store_chunks, tensor_chunks
@@ -137,6 +138,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
                 options.polish,
                 history,
                 start=stages[0].iterations,
+                stop=options.stop,
             )
         )
     grad = _finish(joint, held, hooks, tensor_chunks(*tensors["training"]))
@@ -246,7 +248,9 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
     }
 
 
-def polish(joint: Joint, train, val, iterations: int, history: list, start: int = 0):
+def polish(
+    joint: Joint, train, val, iterations: int, history: list, start: int = 0, stop="validation"
+):
     """At most ``iterations`` L-BFGS iterations in float64 on the full training batch
     (``train`` and ``val`` are ``(codes, counts)`` tensors), from the current state.
 
@@ -254,26 +258,38 @@ def polish(joint: Joint, train, val, iterations: int, history: list, start: int 
     directions; a quasi-Newton method follows them. Float32 L-BFGS stalls once its line
     search can no longer resolve the changes along them (docs/fitting.md), so the stage
     runs in float64. It keeps the best validated state and stops after 3 checks (every
-    10 iterations) without improvement, or on L-BFGS's own tolerances.
+    10 iterations) without improvement, or on L-BFGS's own tolerances. With
+    ``stop="training"`` it runs to the training optimum instead (:func:`polish_rule`).
     """
     with in_float64(joint):
         batches = FullBatch(train[0], train[1].double(), None)
         chunks = tensor_chunks(val[0], val[1].double())
+        optimizer, rule = polish_rule(joint, stop, batches.norm)
         return run_stage(
             joint,
-            LBFGS(_trainable(joint)),
+            optimizer,
             batches,
             lambda: evaluate(joint, chunks),
             entropy=batches.entropy_bits,
             eval_every=1,
-            patience=3,
-            min_delta=1e-6,
+            **rule,
             max_iterations=iterations,
             validate_first=True,
             on_error="stop",
             history=history,
             start=start,
         )
+
+
+def polish_rule(joint: Joint, stop: str, reads: float) -> tuple[LBFGS, dict]:
+    """The polish's L-BFGS and its stopping rule for :func:`~bpm.runtime.train.run_stage`:
+    on the validation reads (best validated state, 3 checks of patience) or, for
+    ``stop="training"``, at the training optimum (the last state, ended by L-BFGS's own
+    tolerances or once the training NLL, ``reads`` reads, stalls: ``STALL_NATS``)."""
+    if stop == "training":
+        optimizer = LBFGS(_trainable(joint), stall=STALL_NATS / max(reads, 1.0))
+        return optimizer, {"patience": 10**9, "min_delta": -math.inf}
+    return LBFGS(_trainable(joint)), {"patience": 3, "min_delta": 1e-6}
 
 
 def polish_store(joint: Joint, store, comm: Comm, options: FitOptions, history, start=0):
@@ -284,9 +300,10 @@ def polish_store(joint: Joint, store, comm: Comm, options: FitOptions, history, 
     device = options.device
     with in_float64(joint):
         batches = StoreBatch(store, device, comm, torch.float64)
+        optimizer, rule = polish_rule(joint, options.stop, batches.norm)
         return run_stage(
             joint,
-            LBFGS(_trainable(joint)),
+            optimizer,
             batches,
             lambda: evaluate(
                 joint, store_chunks(store, "validation", device, comm, options.val_rows), comm
@@ -294,8 +311,7 @@ def polish_store(joint: Joint, store, comm: Comm, options: FitOptions, history, 
             comm=comm,
             entropy=batches.entropy_bits,
             eval_every=1,
-            patience=3,
-            min_delta=1e-6,
+            **rule,
             max_iterations=options.polish,
             validate_first=True,
             on_error="stop",

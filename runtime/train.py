@@ -108,7 +108,8 @@ def evaluate(joint: Joint, chunks: Iterable, comm: Comm | None = None, device=No
 
 #: A fit has converged when the gradient of its training NLL (bits per read, every
 #: learned parameter of the module and of the measurement process) is this small, or
-#: when its last optimizer stage stopped on that optimizer's own tolerances.
+#: when its last optimizer stage stopped on that optimizer's own tolerances or because
+#: the training NLL had stopped changing (``stalled``, :data:`~bpm.runtime.optimizers.STALL_NATS`).
 GRADIENT_TOL = 1e-4
 
 
@@ -137,11 +138,11 @@ def gradient_norm(joint: Joint, chunks: Iterable, comm: Comm | None = None) -> f
 def convergence(stages, grad: float) -> dict:
     """``{"converged", "gradient_norm", "stopped"}``: converged when the training NLL's
     gradient is below :data:`~bpm.runtime.train.GRADIENT_TOL` bits per read or the last
-    stage stopped on its optimizer's own tolerances; ``stopped`` is why the last stage
-    ended."""
+    stage stopped on its optimizer's own tolerances or stalled; ``stopped`` is why the
+    last stage ended."""
     last = stages[-1].stopped if stages else "no stage"
     return {
-        "converged": bool(grad < GRADIENT_TOL or last == "converged"),
+        "converged": bool(grad < GRADIENT_TOL or last in ("converged", "stalled")),
         "gradient_norm": grad,
         "stopped": last,
     }
@@ -160,7 +161,8 @@ def not_converged_note(found: dict) -> str:
 @dataclass
 class Stage:
     """How one optimizer stage went: its name, the optimizer iterations it ran, why it
-    stopped (``patience``, ``schedule``, ``converged``, ``iterations``, ``not finite``)
+    stopped (``patience``, ``schedule``, ``converged``, ``stalled``, ``iterations``,
+    ``not finite``)
     and the best validation NLL (bits per read)."""
 
     name: str
@@ -286,7 +288,7 @@ def run_stage(
                     stopped = "patience"
                     break
         if optimizer.converged:
-            stopped = "converged"
+            stopped = "stalled" if getattr(optimizer, "stalled", False) else "converged"
             break
         if last:
             stopped = "iterations"
