@@ -47,16 +47,23 @@ def fit(model, data, options: FitOptions | dict | None = None, **kwargs) -> FitR
     option and its default).
     """
     options = FitOptions.build(options, **kwargs)
+    path = execution_path(data, options)
     if options.starts > 1:
         from .multistart import fit_many
 
-        return fit_many(model, data, options)
-    path = execution_path(data, options)
-    if path == "distributed":
+        result = fit_many(model, data, options)
+    elif path == "distributed":
         from .distributed import spawn_fit
 
-        return spawn_fit(model, data, options)
-    return fit_in_process(model, data, options, path=path)
+        result = spawn_fit(model, data, options)
+    else:
+        result = fit_in_process(model, data, options, path=path)
+    if options.bootstrap > 0 and result.dataset is not None:
+        from .bootstrap import bootstrap
+
+        result.bootstrap = bootstrap(model, result, options)
+        result.notes = [*result.notes, *result.bootstrap.notes]
+    return result
 
 
 def wants_stream(data) -> bool:

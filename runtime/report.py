@@ -17,6 +17,7 @@ import torch
 from bpm.compiler.errors import BpmError
 
 from . import contract
+from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstrap
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
 
@@ -60,6 +61,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         **({"optima": result.optima} if getattr(result, "optima", None) else {}),
         **({"convergence": result.convergence} if getattr(result, "convergence", None) else {}),
         **uncertainty_summary(result, tables),
+        **bootstrap_summary(result, tables),
     }
 
 
@@ -161,6 +163,8 @@ def write_report(
     info = summary(result, tables=tables)
     (directory / "summary.json").write_text(json.dumps(info, indent=2, default=to_json) + "\n")
     write_tables(tables, directory / "params", info["kT_kcal_per_mol"])
+    for stem, frame, index in bootstrap_frames(result, tables):
+        _write_both(frame, directory / "params" / stem, info["kT_kcal_per_mol"], index=index)
     (directory / "model.py").write_text(result.source)
     torch.save(
         {
@@ -179,6 +183,7 @@ def write_report(
         from .plots import plot_all
 
         plot_all(result, directory / "plots", tables=tables)
+        plot_bootstrap(result, tables, directory / "plots" / "bootstrap")
     return directory
 
 

@@ -32,7 +32,8 @@ class FitResult:
     ``notes``: what the fit said about options it could not use. ``dataset``: the data
     in memory (None for a streamed or reloaded fit). ``profile``: rows of a profile
     likelihood. ``optima``: with several starts, every distinct optimum found (best first).
-    ``uncertainty``: the analysis of :meth:`analyze_uncertainty`.
+    ``uncertainty``: the analysis of :meth:`analyze_uncertainty`. ``bootstrap``: the
+    refits of ``fit(..., bootstrap=N)`` (a :class:`~bpm.runtime.bootstrap.Bootstrap`).
     """
 
     module: nn.Module
@@ -55,6 +56,7 @@ class FitResult:
     profile: list = field(default_factory=list)
     optima: list = field(default_factory=list)
     uncertainty: object | None = field(default=None, repr=False)
+    bootstrap: object | None = field(default=None, repr=False)
 
     @property
     def kT_kcal_per_mol(self) -> float:
