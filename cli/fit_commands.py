@@ -13,7 +13,9 @@ import json
 import sys
 import threading
 
-from bpm.compiler.errors import BpmError
+from bpm.compiler.errors import BpmDataError, BpmError
+
+from .fit_checks import check_device, check_model, named, option_flag, resolve_init
 
 EXIT_OK = 0
 
@@ -57,7 +59,14 @@ def run_fit(
     options = FitOptions.build(options)
     if output is not None and plots:
         import_plotting_meanwhile()
-    result = fit(model, data, options)
+    try:
+        result = fit(model, data, options)
+    except BpmError as error:  # name the option, or the data file, an error is about
+        if error.source is None:
+            flag = option_flag(error.diagnostics[0].message)
+            if flag != "bpm fit" or isinstance(error, BpmDataError):
+                named(error, data if flag == "bpm fit" else flag)
+        raise
     if options.quiet:  # otherwise the fit printed them as it started
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -72,6 +81,8 @@ def run_fit(
     if output is None:
         doc = summary(result, gauge=gauge, wild_type=wild_type)
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        print("note: results not written (summary.json above only; params/, model.pt and "
+              "plots/ need -o DIR, e.g. -o results/fit)", file=sys.stderr)  # fmt: skip
     else:
         result.save(output, plots=plots, gauge=gauge, wild_type=wild_type)
         if not options.quiet:
@@ -105,7 +116,14 @@ def fit_from_arguments(args: argparse.Namespace) -> int:
     """``bpm fit``'s parsed flags to :func:`run_fit`."""
     from bpm.runtime.options import from_arguments
 
-    return run_fit(args.model, args.data, args.report, from_arguments(args),
+    model = check_model(args.model, args.output)
+    args.init = resolve_init(args.init, model)
+    check_device(args.device)
+    try:
+        options = from_arguments(args)
+    except BpmError as error:
+        raise named(error, option_flag(error.diagnostics[0].message)) from None
+    return run_fit(args.model, args.data, args.report, options,
                    plots=args.plots, uncertainty=args.uncertainty, gauge=args.gauge,
                    wild_type=args.wild_type)  # fmt: skip
 

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from bpm.compiler import __version__
-from bpm.compiler.errors import BpmError
+from bpm.compiler.errors import BpmError, Source
 
 from . import compile_commands, fit_commands, simulate_command
 
@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BpmError as error:
         if args.traceback:
             traceback.print_exc()
+        if error.source is None:  # name the command, not "<input>"
+            error.with_source(Source("", f"bpm {args.command}"))
         print(error.render(), file=sys.stderr)
         return EXIT_MODEL_ERROR
     except KeyboardInterrupt:

@@ -130,3 +130,32 @@ def format_expression(expr: Any, view: View, notation: Notation = SOURCE, parent
         )
         return f"({text})" if PRECEDENCE[shape.op] < parent else text
     raise TypeError(f"not an expression shape: {shape!r}")
+
+
+def closed_form_lines(
+    weights: Mapping[str, str], partition: str, outputs: Mapping[str, str]
+) -> list[str]:
+    """The closed forms of ``bpm show`` as text lines: each state's weight, the partition
+    function once, each probability as ``w(s)/Z`` and each output as the model writes it
+    (in terms of ``P(s)``). Arguments are already text: ``weights`` by state,
+    ``partition`` the expression of Z, ``outputs`` by name.
+
+    >>> for line in closed_form_lines({"off": "1", "on": "exp(-G)"}, "1 + exp(-G)",
+    ...                               {"t": "k * P(on)"}):
+    ...     print(line)
+    weights:
+      w(off) = 1
+      w(on) = exp(-G)
+    partition function:
+      Z = 1 + exp(-G)
+    probabilities:
+      P(s) = w(s)/Z for every state s
+    outputs:
+      t = k * P(on)
+    """
+    lines = ["weights:"]
+    lines += [f"  w({state}) = {text}" for state, text in weights.items()]
+    lines += ["partition function:", f"  Z = {partition}"]
+    lines += ["probabilities:", "  P(s) = w(s)/Z for every state s"]
+    lines += ["outputs:"] + [f"  {name} = {text}" for name, text in outputs.items()]
+    return lines

@@ -143,7 +143,8 @@ class FitOptions:
         if self.gates is not None:
             self.gates = tuple(float(g) for g in self.gates)
             if self.link != "affine":
-                raise BpmError("gates fix the cutpoints of the affine link: add link='affine'")
+                raise BpmError("gates fix the cutpoints of the affine link: add link='affine' "
+                               "(--link affine)")  # fmt: skip
             if any(b <= a for a, b in zip(self.gates, self.gates[1:], strict=False)):
                 raise BpmError(f"gates must increase, got {list(self.gates)}")
         if self.transform not in ("auto", "log", "identity"):
@@ -155,8 +156,12 @@ class FitOptions:
         for name in ("patience", "batch_size", "block_rows", "val_rows", "hidden"):
             if getattr(self, name) < (0 if name == "hidden" else 1):
                 raise BpmError(f"{name} must be positive, not {getattr(self, name)}")
-        if self.polish < 0 or self.lr <= 0 or not 0 <= self.restandardize_at < 1:
-            raise BpmError("polish must be >= 0, lr > 0 and 0 <= restandardize_at < 1")
+        if self.polish < 0:
+            raise BpmError(f"polish must be 0 (none) or more L-BFGS iterations, not {self.polish}")
+        if not self.lr > 0:
+            raise BpmError(f"lr must be a positive learning rate, not {self.lr}")
+        if not 0 <= self.restandardize_at < 1:
+            raise BpmError(f"restandardize_at must be in [0, 1), not {self.restandardize_at}")
         self.fix = tuple(self.fix or ())
         self.init = dict(self.init or {})
         self.data_options = dict(self.data_options or {})

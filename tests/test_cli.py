@@ -159,7 +159,7 @@ def test_fit_flags_build_one_options_record():
 
 def test_fit_flag_errors_are_model_errors(capsys):
     assert main(["fit", LAC, "data.csv", "--init", "G_I"]) == 1
-    assert "--init expects NAME=NUMBER, not 'G_I'" in capsys.readouterr().err
+    assert "--init: error: expects NAME=NUMBER, not 'G_I'" in capsys.readouterr().err
 
 
 def test_building_the_parser_imports_no_numerical_package():
