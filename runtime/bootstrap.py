@@ -36,7 +36,7 @@ from bpm.compiler.errors import BpmError
 
 from . import contract
 from .bootstrap_report import LEVEL
-from .multistart import run_start
+from .multistart import record, run_start
 from .optima import torch_state
 from .options import FitOptions
 
@@ -80,22 +80,66 @@ class Bootstrap:
         return np.percentile(values, tail, axis=0), np.percentile(values, 100 - tail, axis=0)
 
 
-def bootstrap(model, result, options: FitOptions) -> Bootstrap:
+def bootstrap(model, result, options: FitOptions, in_process: bool = False) -> Bootstrap:
     """``options.bootstrap`` refits of ``result`` (a full-batch fit of ``model`` that kept
-    its dataset) on resamples of its training sequences; see the module's words."""
+    its dataset) on resamples of its training sequences; see the module's words.
+    ``in_process``: one refit after another in this process (no interpreter start-up:
+    for many small refits, as the calibration benchmark runs)."""
     started = time.perf_counter()
     n = options.bootstrap
     if result.dataset is None:
         raise BpmError("the bootstrap resamples the data in memory: a full-batch fit")
+    job = refit_options(result, options)
+    if in_process:
+        outcomes = [
+            _refit_here(model, resample(result.dataset, (options.seed, k)), job) for k in range(n)
+        ]
+    else:
+        outcomes = _refit_elsewhere(model, result, options, job)
+    found = Bootstrap([], n, seed=options.seed)
+    cls = type(result.module)
+    for k, fitted in enumerate(outcomes):
+        if isinstance(fitted, str):
+            found.failed.append(f"refit {k}: {fitted.strip().splitlines()[-1]}")
+            continue
+        refit = cls()
+        refit.load_state_dict(torch_state(fitted["module_state"]))
+        found.replicates.append(
+            {k2: v.detach().double().numpy() for k2, v in refit.get_params().items()}
+        )
+        found.converged.append(bool(fitted.get("convergence", {}).get("converged")))
+    found.seconds = time.perf_counter() - started
+    found.notes = bootstrap_notes(found)
+    return found
+
+
+def refit_options(result, options: FitOptions) -> FitOptions:
+    """A refit's options: the fit's own, the model's learned parameters started at the
+    fitted values (natural units), one full-batch fit, one thread, quiet."""
     module = result.module
     warm = {
         name: value.detach().cpu().double().numpy()
         for name, value in module.get_params().items()
         if name in contract.learned_names(module)
     }
-    job = options.replace(
+    return options.replace(
         init=warm, bootstrap=0, starts=1, mode="full", processes=1, threads=1, quiet=True
     )
+
+
+def _refit_here(model, data, job: FitOptions):
+    from .paths import fit_in_process
+
+    try:
+        return record(fit_in_process(model, data, job, path="full"))
+    except BpmError as error:
+        return str(error)
+
+
+def _refit_elsewhere(model, result, options: FitOptions, job: FitOptions) -> list:
+    """The refits in fresh interpreters, ``options.processes`` (or one per CPU) at a time:
+    each a :func:`~bpm.runtime.multistart.record`, or the message of its error."""
+    n = options.bootstrap
     given = "processes" in options.given and options.mode == "full"
     workers = max(1, min(n, options.processes if given else (os.cpu_count() or 1)))
     if not options.quiet:
@@ -120,21 +164,7 @@ def bootstrap(model, result, options: FitOptions) -> Bootstrap:
                     outcomes.append(future.result())
                 except BpmError as error:
                     outcomes.append(str(error))
-    found = Bootstrap([], n, seed=options.seed)
-    cls = type(module)
-    for k, fitted in enumerate(outcomes):
-        if isinstance(fitted, str):
-            found.failed.append(f"refit {k}: {fitted.strip().splitlines()[-1]}")
-            continue
-        refit = cls()
-        refit.load_state_dict(torch_state(fitted["module_state"]))
-        found.replicates.append(
-            {k2: v.detach().double().numpy() for k2, v in refit.get_params().items()}
-        )
-        found.converged.append(bool(fitted.get("convergence", {}).get("converged")))
-    found.seconds = time.perf_counter() - started
-    found.notes = bootstrap_notes(found)
-    return found
+    return outcomes
 
 
 def resample(dataset, seed) -> object:
