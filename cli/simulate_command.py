@@ -29,6 +29,9 @@ def run_simulate(
 ) -> int:
     """Simulate ``n`` cells; write ``output``, ``<stem>.truth.json`` and ``<stem>.truth/``."""
     start = time.perf_counter()
+    from bpm.runtime.table_output import table_format
+
+    table_format(output)  # an unknown suffix is refused before anything is simulated
     from bpm.runtime.simulate import simulate, write  # torch and pandas: only when run
 
     table, truth = simulate(
@@ -69,7 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("model", metavar="MODEL", help="a .bpm file")
-    p.add_argument("-o", "--output", required=True, help="data file (.csv, .csv.gz, .parquet)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="data file; the suffix names the format: .csv, .tsv (either .gz), .parquet",
+    )
     p.add_argument("--n", type=int, default=50_000, help="cells (library variants) sorted")
     p.add_argument(
         "--wild-type",

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bpm.compiler.errors import BpmError
-
 from . import contract
 from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstrap
+from .fit_directory import replacing
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
 
@@ -147,7 +146,9 @@ def write_report(
     gauge: str = "zero-mean",
     wild_type: str | None = None,
 ) -> Path:
-    """Write every output of a fit into ``directory`` (created if needed).
+    """Write every output of a fit into ``directory``, which appears complete or not at
+    all (:func:`bpm.runtime.fit_directory.replacing`: written beside, renamed into place;
+    an earlier fit there is replaced whole).
 
     Every table, offset and figure is in ``gauge``: ``"zero-mean"`` (each position's
     letters average zero) or ``"wild-type"`` (each wild-type letter is zero, the offset
@@ -155,10 +156,14 @@ def write_report(
     consensus of the fit's library. summary.json names the gauge.
     """
     directory = Path(directory)
-    try:
-        (directory / "params").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BpmError(f"cannot create {directory}: {error.strerror or error}") from None
+    with replacing(directory) as folder:
+        write_files(result, folder, plots, gauge, wild_type)
+    return directory
+
+
+def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str | None) -> None:
+    """Every file of :func:`write_report` into the (new, empty) ``directory``."""
+    (directory / "params").mkdir()
     tables = report_tables(result, gauge, wild_type)
     info = summary(result, tables=tables)
     (directory / "summary.json").write_text(json.dumps(info, indent=2, default=to_json) + "\n")
@@ -184,7 +189,6 @@ def write_report(
 
         plot_all(result, directory / "plots", tables=tables)
         plot_bootstrap(result, tables, directory / "plots" / "bootstrap")
-    return directory
 
 
 #: Digits written: float32 energies round-trip, and a site's energy recomputed from the

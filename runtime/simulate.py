@@ -34,6 +34,7 @@ from bpm.runtime.contract import (
     zero_mean_gauge,
 )
 from bpm.runtime.library import consensus, decode, encode, mutagenize, read_wild_type
+from bpm.runtime.table_output import write_table
 from bpm.runtime.truth import Truth, matrix_frame, random_params, read_params
 
 __all__ = [
@@ -355,12 +356,8 @@ def _split(n: int, fractions, rng: np.random.Generator) -> np.ndarray:
 
 
 def write(table: pd.DataFrame, truth: Truth, path: str | Path) -> dict[str, Path]:
-    """Write the table (CSV, gzipped for ``.gz``; Parquet for ``.parquet``) and its truth."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        table.to_parquet(path, index=False)
-    else:
-        table.to_csv(path, index=False)
+    """Write the table in the format its suffix names (:func:`~.table_output.write_table`:
+    ``.csv``, ``.tsv``, either ``.gz``, ``.parquet``) and its truth beside it."""
+    path = write_table(table, path)
     json_path, folder = truth.save(path)
     return {"data": path, "truth": json_path, "matrices": folder}
