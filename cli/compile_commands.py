@@ -30,9 +30,17 @@ def print_warnings(warnings, source: Source) -> None:
         print(w.render(source), file=sys.stderr)
 
 
+def read_named(path: str) -> Source:
+    """The model file's text; "cannot read ..." is named by the path, not ``<input>``."""
+    try:
+        return read_source(path)
+    except BpmError as error:
+        raise error.with_source(Source("", str(path))) from None
+
+
 def load_checked(path: str):
     """A checked model from a file, with its warnings printed."""
-    source = read_source(path)
+    source = read_named(path)
     model, warnings = to_ir_with_warnings(source.text, source.name)
     print_warnings(warnings, source)
     return model, source
@@ -66,7 +74,7 @@ def run_check(files: Sequence[str]) -> int:
 
 def run_compile(path: str, emit: str, output: str | None, tree_budget: float | None) -> int:
     """Compile ``path`` and write the ``emit`` stage (ast, ir, sympy, torch, ...)."""
-    source = read_source(path)
+    source = read_named(path)
     if emit == "ast":
         from bpm.compiler.ir import dump
 

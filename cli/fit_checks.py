@@ -45,9 +45,19 @@ def option_flag(message: str) -> str:
     return "bpm fit"
 
 
+def check_model_file(path: str) -> None:
+    """Refuse a model argument that names no file (instead of parsing the path as text)."""
+    from pathlib import Path
+
+    if "\n" not in str(path) and not Path(path).is_file():
+        what = "is a directory" if Path(path).is_dir() else "not found"
+        raise named(BpmError(f"model file {what}; give a .bpm file"), str(path))
+
+
 def check_model(path: str, output: str | None) -> ir.Model | None:
     """The checked IR of the ``.bpm`` file ``path`` (None for anything else: the fit
     resolves it), refusing a model with no output or an output choice the fit cannot make."""
+    check_model_file(path)
     if not str(path).endswith(".bpm"):
         return None
     from bpm.compiler.pipeline import read_source, to_ir

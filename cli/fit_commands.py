@@ -67,6 +67,13 @@ def run_fit(
             if flag != "bpm fit" or isinstance(error, BpmDataError):
                 named(error, data if flag == "bpm fit" else flag)
         raise
+    except (ValueError, UnicodeDecodeError) as error:  # a table pandas cannot parse
+        from pandas.errors import EmptyDataError, ParserError
+
+        if not isinstance(error, EmptyDataError | ParserError | UnicodeDecodeError):
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise named(BpmDataError(f"cannot read the table: {first}"), data) from None
     if options.quiet:  # otherwise the fit printed them as it started
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -97,9 +104,15 @@ def run_fit(
 
 def run_predict(fit_dir: str, sequences: str, output: str | None) -> int:
     """Predict the output and state probabilities; a CSV to ``output`` or stdout."""
+    from pathlib import Path
+
     from bpm.runtime.load import predict
     from bpm.runtime.predict import read_sequences
 
+    if not sequences.strip() or Path(sequences).is_dir():
+        what = "is a directory" if sequences.strip() else "is empty"
+        raise named(BpmError(f"SEQUENCES {what}: give a file or sequences separated by commas"),
+                    sequences or "bpm predict")  # fmt: skip
     frame = predict(fit_dir, read_sequences(sequences))
     if output is None or output == "-":
         frame.to_csv(sys.stdout, index=False)
@@ -119,6 +132,9 @@ def fit_from_arguments(args: argparse.Namespace) -> int:
     model = check_model(args.model, args.output)
     args.init = resolve_init(args.init, model)
     check_device(args.device)
+    if args.counts is not None and len([c for c in args.counts.split(",") if c.strip()]) < 2:
+        raise named(BpmError(f"needs two or more count columns, dimmest bin first, "
+                             f"not {args.counts!r}"), "--counts")  # fmt: skip
     try:
         options = from_arguments(args)
     except BpmError as error:

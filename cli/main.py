@@ -20,10 +20,17 @@ from . import compile_commands, fit_commands, simulate_command
 EXIT_MODEL_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what is wrong, and where help is."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bpm`` parser with every subcommand (check, compile, show, graph, fit,
     predict, simulate); each sets ``handler`` to the function that runs it."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bpm",
         description="Compile biophysical models of regulatory sequences and fit them to MPRA data.",
     )

@@ -10,6 +10,8 @@ import argparse
 import sys
 import time
 
+from bpm.compiler.errors import BpmError
+
 
 def run_simulate(
     model: str,
@@ -31,6 +33,11 @@ def run_simulate(
     start = time.perf_counter()
     from bpm.runtime.table_output import table_format
 
+    from .fit_checks import check_model_file, named
+
+    check_model_file(model)
+    if seed < 0:
+        raise named(BpmError(f"seed must be 0 or more, not {seed}"), "--seed")
     table_format(output)  # an unknown suffix is refused before anything is simulated
     from bpm.runtime.simulate import simulate, write  # torch and pandas: only when run
 

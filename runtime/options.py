@@ -134,6 +134,12 @@ class FitOptions:
             raise BpmError(f"bootstrap must be 0 or more refits, not {self.bootstrap}")
         if self.processes < 1:
             raise BpmError(f"processes must be at least 1, not {self.processes}")
+        if self.seed < 0:
+            raise BpmError(f"seed must be 0 or more, not {self.seed}")
+        if self.threads is not None and self.threads < 1:
+            raise BpmError(
+                f"threads must be at least 1 (or None: torch's default), not {self.threads}"
+            )
         if self.processes > 1 and self.mode in ("auto", "stream"):
             self.mode = "distributed"
         if self.mode == "distributed" and self.processes < 2 and "processes" in self.given:
