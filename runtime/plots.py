@@ -41,8 +41,9 @@ def plot_all(
         paths += plot_logos(result, tables, directory, plt)
         paths += plot_pairs(result, tables, directory, plt)
         paths.append(plot_history(result, directory / "history.png", plt))
-        if result.dataset is not None:
+        if result.dataset is not None or t_range(result) is not None:
             paths.append(plot_measurement(result, directory / "measurement.png", plt))
+        if result.dataset is not None:
             paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
         if result.uncertainty is not None:
             paths += plot_errors(result, tables, directory, plt)
@@ -211,7 +212,8 @@ def plot_history(result, path: Path, plt) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(steps, [h["train_nll"] for h in result.history], label="training")
     a.plot(steps, [h["val_nll"] for h in result.history], label="validation")
-    a.set_xlabel("step (full batch)")
+    steps_of = "full batch" if result.dataset is not None else "minibatches"
+    a.set_xlabel(f"step ({steps_of})")
     a.set_ylabel("NLL (bits per read)")
     a.legend(frameon=False)
     a.set_title("negative log-likelihood", fontsize=10)
@@ -219,7 +221,7 @@ def plot_history(result, path: Path, plt) -> Path:
     b.plot(steps, [h["val_I_var_bits"] for h in result.history], label="validation")
     b.axhline(result.metrics["test"]["I_var_bits"], color="0.4", ls=":", label="test (final)")
     b.set_ylim(bottom=max(0.0, b.get_ylim()[0]))
-    b.set_xlabel("step (full batch)")
+    b.set_xlabel(f"step ({steps_of})")
     b.set_ylabel("I_var (bits)")
     b.legend(frameon=False)
     b.set_title("variational information", fontsize=10)
@@ -235,11 +237,29 @@ def _test_t(result):
     return t, test.counts
 
 
+def t_range(result) -> tuple[float, float] | None:
+    """The range of ``t`` to draw the measurement over: the test data's (0.1% to 99.9%),
+    or, for a fit that kept no data (streamed), the link's standardized input within
+    3.5 standard deviations of its center; None when neither is known."""
+    if result.dataset is not None:
+        t, _ = _test_t(result)
+        lo, hi = np.quantile(t, [0.001, 0.999])
+        return float(lo), float(hi)
+    m = result.measurement
+    if not hasattr(m, "center") or not hasattr(m, "scale"):
+        return None
+    lo, hi = (float(m.center) + k * float(m.scale) for k in (-3.5, 3.5))
+    if m.transform != "log":
+        return lo, hi
+    floor = float(m.floor())
+    return max(np.exp(lo) - floor, 1e-30), float(np.exp(hi) - floor)
+
+
 def plot_measurement(result, path: Path, plt) -> Path:
-    """The learned p(bin | t) as a heatmap over the range of t met in the test data."""
-    t, _ = _test_t(result)
+    """The learned p(bin | t) as a heatmap over the range of t met in the test data
+    (:func:`t_range`)."""
     log = result.measurement.transform == "log"
-    lo, hi = np.quantile(t, [0.001, 0.999])
+    lo, hi = t_range(result)
     grid = np.geomspace(lo, hi, 200) if log and lo > 0 else np.linspace(lo, hi, 200)
     with torch.no_grad():
         p = result.measurement(torch.tensor(grid, dtype=torch.float32)).numpy()

@@ -130,3 +130,27 @@ def test_compiler_commands_import_no_torch(argv):
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_a_streamed_fit_draws_what_a_full_batch_fit_draws(table, tmp_path, capsys, monkeypatch):
+    from bpm.runtime import plots
+
+    labels = []
+    save = plots._save
+
+    def recording(fig, axes, path):
+        labels.extend(ax.get_xlabel() for ax in axes)
+        return save(fig, axes, path)
+
+    monkeypatch.setattr(plots, "_save", recording)
+    full, stream = tmp_path / "full", tmp_path / "stream"
+    assert main(["fit", SIMPLE, str(table), *TINY, "-o", str(full)]) == 0
+    assert "step (full batch)" in labels
+    labels.clear()
+    assert main(["fit", SIMPLE, str(table), *TINY, "--stream", "--cache-dir", str(tmp_path),
+                 "-o", str(stream)]) == 0  # fmt: skip
+    drawn = {p.name for p in (stream / "plots").iterdir()}
+    assert {"measurement.png", "history.png"} <= drawn
+    assert "step (minibatches)" in labels and "step (full batch)" not in labels
+    # the streamed fit has no data for the test box plots; everything else is drawn
+    assert drawn == {p.name for p in (full / "plots").iterdir()} - {"test_t_by_bin.png"}
