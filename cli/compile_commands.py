@@ -52,6 +52,7 @@ def write_text(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         return
     try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text, encoding="utf-8")
     except OSError as error:
         raise BpmError(f"cannot write {output}: {error.strerror or error}") from None
@@ -145,6 +146,10 @@ def run_graph(path: str, output: str, trees: str | None) -> int:
         from bpm.compiler.errors import did_you_mean
 
         raise BpmError(f"unknown state '{trees}'{did_you_mean(trees, model.states)}")
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BpmError(f"cannot write {output}: {error.strerror or error}") from None
     draw(model, output, trees)
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
