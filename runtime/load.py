@@ -66,7 +66,10 @@ def load_fit(directory: str | Path, device: str = "cpu") -> FitResult:
         module=module,
         measurement=measurement,
         output=saved["output"],
-        metrics={split: info["metrics"][short] for short, split in SPLIT_KEYS},
+        metrics={
+            split: info["metrics"].get(split, info["metrics"].get(short))
+            for short, split in SPLIT_KEYS
+        },  # fmt: skip
         history=saved["history"],
         steps=info["steps"] if "steps" in info else info["epochs"],  # format 1: "epochs"
         stages=list(info.get("stages", [])),

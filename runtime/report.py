@@ -23,7 +23,10 @@ from .tables import matrix_frame, pairs_frame, scalar_params
 #: The version of model.pt's layout. 1: ``summary["epochs"]`` held the optimizer steps;
 #: 2: ``summary["steps"]``, with ``stages`` and ``notes``. Both load.
 FORMAT = 2
-#: Splits as named in summary.json, and as named in a fit's metrics and sizes.
+#: The splits, as summary.json's ``metrics`` and ``FitResult.metrics`` both name them
+#: (the data's split labels). ``SPLIT_KEYS`` pairs the short names that summary.json
+#: used before 2026-12 (``train``, ``val``) with them: saved fits with either load.
+SPLITS = ("training", "validation", "test")
 SPLIT_KEYS = (("train", "training"), ("val", "validation"), ("test", "test"))
 
 
@@ -48,7 +51,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "seed": result.seed,
         "wall_seconds": round(result.wall_seconds, 3),
         "kT_kcal_per_mol": contract.kT_kcal_per_mol(module),
-        "metrics": {short: result.metrics[split] for short, split in SPLIT_KEYS},
+        "metrics": {split: result.metrics[split] for split in SPLITS},
         "gauge": tables.gauge,
         "params": scalar_params(module, tables.gauge, tables.wild_type),
         "sites": sites_summary(tables, contract.kT_kcal_per_mol(module)),

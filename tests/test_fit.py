@@ -96,7 +96,7 @@ def test_outputs_exist_and_parse(fitted, tmp_path):
         "data_validation",
     ):
         assert key in info, key
-    assert set(info["metrics"]) == {"train", "val", "test"}
+    assert set(info["metrics"]) == {"training", "validation", "test"}  # as FitResult.metrics
     assert "epochs" not in info and info["steps"] == fitted.steps
     assert info["stages"] == fitted.stages and info["notes"] == fitted.notes
     assert info["convergence"] == fitted.convergence
