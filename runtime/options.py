@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from bpm.compiler.errors import BpmError
+
+from .option_values import parse_gates, parse_init
 
 MODES = ("auto", "full", "stream", "distributed")
 LINKS = ("flexible", "affine")
@@ -134,6 +137,8 @@ class FitOptions:
             raise BpmError(f"bootstrap must be 0 or more refits, not {self.bootstrap}")
         if self.processes < 1:
             raise BpmError(f"processes must be at least 1, not {self.processes}")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(self.device)):
+            raise BpmError(f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.seed < 0:
             raise BpmError(f"seed must be 0 or more, not {self.seed}")
         if self.threads is not None and self.threads < 1:
@@ -282,7 +287,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cache-dir", help="where to keep the encoded store (default: beside DATA)")
     add("--quiet", action="store_true", default=None, help="no progress bar")
     add("--sequence-column", help="the sequence column (default x)")
-    add("--counts", help="count columns in bin order, comma-separated (default ct_0, ct_1, ...)")
+    add(
+        "--counts",
+        help="count columns in bin order, dimmest bin first, comma-separated "
+        "(default ct_0, ct_1, ...: ct_0 the dimmest)",
+    )
     add("--count-prefix", help="prefix of the count columns (default ct_)")
     add(
         "--split-column",
@@ -341,47 +350,3 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
     if data:
         values["data_options"] = data
     return FitOptions.build(**values)
-
-
-def parse_init(pairs) -> dict[str, float]:
-    """``["G_I=-3", ...]`` as ``{"G_I": -3.0}``; a clear error for anything else."""
-    out = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise BpmError(f"--init expects NAME=NUMBER, not '{pair}'")
-    return out
-
-
-def parse_gates(text: str) -> tuple[float, ...]:
-    """Gates from ``"g1,g2,..."``, from a file with one number a line (``#`` comments), or
-    from a simulation's truth JSON (``simulation.bin_edges_log_t``, as ``bpm simulate``
-    writes it)."""
-    import json
-    from pathlib import Path
-
-    path = Path(text)
-    if path.is_file() and path.suffix == ".json":
-        try:
-            return tuple(
-                float(g) for g in json.loads(path.read_text())["simulation"]["bin_edges_log_t"]
-            )
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
-            raise BpmError(
-                f"{path} has no simulation.bin_edges_log_t (a bpm simulate truth file)"
-            ) from None
-    if path.is_file():
-        items = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-        where = f"in {path}"
-    else:
-        items = [part.strip() for part in text.split(",")]
-        where = f"in --gates {text!r}"
-    items = [item for item in items if item]
-    try:
-        return tuple(float(item) for item in items)
-    except ValueError:
-        raise BpmError(f"gates must be numbers (natural-log brightness); {where}") from None

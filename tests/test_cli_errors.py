@@ -108,3 +108,12 @@ def tiny_data(folder: Path) -> Path:
     out = folder / "sim.csv"
     assert main(["simulate", str(SIMPLE), "-o", str(out), "--n", "400", "--bins", "4"]) == 0
     return out
+
+
+def test_the_python_api_refuses_an_unknown_device_too():
+    from bpm.compiler.errors import BpmError
+    from bpm.runtime.options import FitOptions
+
+    with pytest.raises(BpmError, match="device must be cpu, cuda, cuda:N or mps, not 'gpu'"):
+        FitOptions(device="gpu")
+    assert FitOptions(device="cuda:1").device == "cuda:1"  # refused only when it is used
