@@ -194,17 +194,28 @@ def one_line_refusal(outcome: str, stderr: str) -> bool:
 
 
 def test_random_command_lines_never_traceback(files, monkeypatch):
+    fuzz(files, monkeypatch, seed=15, cases=CASES)
+
+
+@pytest.mark.slow
+def test_many_more_random_command_lines_never_traceback(files, monkeypatch):
+    for seed in (1, 2, 3, 4):
+        fuzz(files, monkeypatch, seed=seed, cases=CASES)
+
+
+def fuzz(files, monkeypatch, seed: int, cases: int) -> None:
+    """Run ``cases`` command lines drawn with ``seed``; fail listing those that failed."""
     monkeypatch.setenv("BPM_STREAM_THRESHOLD_BYTES", str(10**9))
-    rng = random.Random(15)
+    rng = random.Random(seed)
     counts: dict[str, int] = {}
     bad = []
-    for _ in range(CASES):
+    for _ in range(cases):
         argv = draw(rng, files)
         outcome, stderr = run(argv)
         counts[outcome] = counts.get(outcome, 0) + 1
         if outcome == "traceback" or (outcome in ("refused", "usage")
                                       and not one_line_refusal(outcome, stderr)):  # fmt: skip
             bad.append(f"bpm {shlex.join(argv)}\n{stderr.strip()[-800:]}")
-    print(f"fuzz: {CASES} command lines: {counts}")  # the closing note's numbers (pytest -s)
-    assert not bad, f"{len(bad)} of {CASES} command lines failed:\n\n" + "\n\n".join(bad[:8])
-    assert counts.get("ok", 0) > 0 and counts.get("refused", 0) > CASES // 4
+    print(f"fuzz seed {seed}: {cases} command lines: {counts}")  # the closing note's numbers
+    assert not bad, f"{len(bad)} of {cases} command lines failed:\n\n" + "\n\n".join(bad[:8])
+    assert counts.get("ok", 0) > 0 and counts.get("refused", 0) > cases // 4
