@@ -4,7 +4,8 @@ A spanning tree *into* state r picks, for every other state, one outgoing
 transition, so that following the picks from anywhere leads to r (the King-Altman
 diagrams). This module builds the transition graph as a networkx view of the IR,
 counts the trees into each state without enumerating them (the matrix-tree
-theorem, one small exact determinant per state) and enumerates them.
+theorem and the Markov chain tree theorem: one exact elimination for all
+states) and enumerates them.
 :mod:`bpm.compiler.kinetic` decides, from the count, whether to enumerate.
 
 Transitions are numbered by their position in ``Model.transitions``; a tree is a
@@ -21,6 +22,7 @@ import networkx as nx
 
 from . import ir
 from .linear_forms import add_forms
+from .steady_state import classes_of
 
 Tree = tuple[int, ...]
 """A spanning tree: the sorted indices of its transitions in ``Model.transitions``."""
@@ -90,8 +92,30 @@ def count_trees(model: ir.Model, state: str) -> int:
 
 
 def count_all_trees(model: ir.Model) -> dict[str, int]:
-    """``count_trees`` for every state, in ``model.states`` order."""
-    return {s: count_trees(model, s) for s in model.states}
+    """The spanning trees into every state, in ``model.states`` order, exact and at once.
+
+    By the Markov chain tree theorem the counts ``c`` are a left null vector of the
+    Laplacian (``c @ L = 0``). When one closed class holds every state with a tree,
+    one fraction-free elimination gives ``c[r]`` for a state ``r`` of that class (a
+    determinant, :func:`count_trees`) and the other counts from the null vector;
+    with no such class every count is zero. One elimination in all, so a
+    200-state scheme is counted in well under a second.
+    """
+    classes = classes_of(model)
+    counts = dict.fromkeys(model.states, 0)
+    if len(classes.closed) != 1:
+        return counts
+    states = model.states
+    root = states.index(classes.closed[0][0])
+    matrix = laplacian(model)
+    keep = [i for i in range(len(states)) if i != root]
+    # M^T y = -L[root, keep]: the transposed reduced Laplacian, with its right-hand side
+    rows = [[matrix[i][j] for i in keep] + [-matrix[root][j]] for j in keep]
+    det, solution = _bareiss_solve(rows)
+    counts[states[root]] = det
+    for i, value in zip(keep, solution, strict=True):
+        counts[states[i]] = value
+    return counts
 
 
 def total_trees(model: ir.Model) -> int:
@@ -100,27 +124,49 @@ def total_trees(model: ir.Model) -> int:
 
 
 def _det(matrix: list[list[int]]) -> int:
-    """Exact determinant by Gaussian elimination over the rationals (matrices are small)."""
-    n = len(matrix)
-    if n == 0:
-        return 1
-    a = [[Fraction(x) for x in row] for row in matrix]
-    det = Fraction(1)
-    for col in range(n):
-        pivot = next((r for r in range(col, n) if a[r][col] != 0), None)
+    """Exact determinant of an integer matrix (fraction-free elimination)."""
+    return _bareiss_solve([[*row, 0] for row in matrix])[0]
+
+
+def _bareiss_solve(rows: list[list[int]]) -> tuple[int, list[int]]:
+    """``det(A)`` and ``det(A) * A^-1 b`` for the integer rows ``[A | b]`` (exact).
+
+    Bareiss's fraction-free elimination keeps every entry an integer (each
+    division is exact); the back substitution runs in fractions on the triangle
+    and the result, being ``adj(A) b``, is whole. A singular ``A`` gives ``(0, [])``.
+    """
+    a = [list(row) for row in rows]
+    n = len(a)
+    sign, previous = 1, 1
+    for k in range(n):
+        pivot = next((r for r in range(k, n) if a[r][k] != 0), None)
         if pivot is None:
-            return 0
-        if pivot != col:
-            a[col], a[pivot] = a[pivot], a[col]
-            det = -det
-        det *= a[col][col]
-        for r in range(col + 1, n):
-            factor = a[r][col] / a[col][col]
-            if factor:
-                for c in range(col, n):
-                    a[r][c] -= factor * a[col][c]
-    assert det.denominator == 1
-    return int(det)
+            return 0, []
+        if pivot != k:
+            a[k], a[pivot] = a[pivot], a[k]
+            sign = -sign
+        top = a[k]
+        akk = top[k]
+        for i in range(k + 1, n):
+            row, aik = a[i], a[i][k]
+            if aik == 0:
+                if akk != previous:
+                    row[k + 1 :] = [x * akk // previous for x in row[k + 1 :]]
+            else:
+                row[k + 1 :] = [
+                    (x * akk - aik * y) // previous
+                    for x, y in zip(row[k + 1 :], top[k + 1 :], strict=True)
+                ]
+            row[k] = 0
+        previous = akk
+    det = sign * a[n - 1][n - 1] if n else 1
+    x: list[Fraction] = [Fraction(0)] * n
+    for i in reversed(range(n)):
+        total = Fraction(a[i][n]) - sum((a[i][j] * x[j] for j in range(i + 1, n) if a[i][j]), 0)
+        x[i] = total / a[i][i]
+    whole = [det * v for v in x]
+    assert all(v.denominator == 1 for v in whole)
+    return det, [int(v) for v in whole]
 
 
 # ------------------------------------------------------------------ enumeration
@@ -135,11 +181,14 @@ def enumerate_trees(model: ir.Model) -> dict[str, tuple[Tree, ...]]:
 def _trees_into_root(
     states: tuple[str, ...], out: dict[str, list[tuple[str, int]]], root: str
 ) -> Iterator[Tree]:
-    """Backtracking: give each non-root state one outgoing edge, rejecting any that closes a cycle.
+    """Backtracking: give each non-root state one outgoing edge that still leads to the root.
 
-    States are visited nearest-to-root first (breadth-first on reversed edges), so
-    choices that cannot reach the root are rejected early. States that cannot reach
-    the root at all mean there is no tree.
+    States are visited nearest-to-root first (breadth-first on reversed edges). A
+    choice is kept only if the state then still reaches the root (following the
+    choices made, then any edge of a state not yet visited), so every state left
+    can still reach it too and no branch is a dead end: the work grows with the
+    number of trees, not with the choices tried. Iterative, so long chains of
+    states need no recursion. States that cannot reach the root mean no tree.
     """
     order = _reverse_bfs(states, out, root)
     if len(order) != len(states):
@@ -148,27 +197,54 @@ def _trees_into_root(
     successor: dict[str, str] = {}
     chosen: list[int] = []
 
-    def closes_cycle(source: str, target: str) -> bool:
-        node = target
-        while node in successor:
-            node = successor[node]
-        return node == source
+    def reaches_root(start: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            node = stack.pop()
+            if node == root:
+                return True
+            nexts = (successor[node],) if node in successor else (t for t, _ in out[node])
+            for nxt in nexts:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
 
-    def visit(depth: int) -> Iterator[Tree]:
+    def acceptable(source: str, target: str) -> bool:
+        node = target
+        while node != source and node in successor:
+            node = successor[node]
+        if node == source:
+            return False  # closes a cycle
+        return node == root or reaches_root(node)
+
+    tried = [0] * len(nonroot)
+    depth = 0
+    while depth >= 0:
         if depth == len(nonroot):
             yield tuple(sorted(chosen))
-            return
+            depth -= 1
+            continue
         source = nonroot[depth]
-        for target, index in out[source]:
-            if target == source or closes_cycle(source, target):
+        if source in successor:  # back from a deeper level: undo this level's choice
+            del successor[source]
+            chosen.pop()
+        edges = out[source]
+        while tried[depth] < len(edges):
+            target, index = edges[tried[depth]]
+            tried[depth] += 1
+            if target == source:
                 continue
             successor[source] = target
-            chosen.append(index)
-            yield from visit(depth + 1)
-            chosen.pop()
+            if acceptable(source, target):
+                chosen.append(index)
+                break
             del successor[source]
-
-    yield from visit(0)
+        else:
+            tried[depth] = 0
+            depth -= 1
+            continue
+        depth += 1
 
 
 def _reverse_bfs(

@@ -2,7 +2,7 @@
 
 ``tree_budget=None`` is :data:`bpm.compiler.kinetic.DEFAULT_TREE_BUDGET` everywhere;
 ``math.inf`` is no limit. A compile counts the spanning trees into each state once
-(one matrix-tree determinant per state) and enumerates them once; the derivation
+(one exact elimination for all states) and enumerates them once; the derivation
 carries them to code generation.
 """
 
@@ -24,19 +24,20 @@ OPEN_COMPLEX = (MODELS / "open_complex.bpm").read_text()
 
 @pytest.fixture
 def calls(monkeypatch) -> Counter:
-    """Counts determinants (``count_trees``) and enumerations (``enumerate_trees``)."""
+    """Counts tree countings (``count_all_trees``) and enumerations (``enumerate_trees``)."""
     seen: Counter = Counter()
-    count, enumerate_ = trees.count_trees, trees.enumerate_trees
+    count, enumerate_ = trees.count_all_trees, trees.enumerate_trees
 
-    def counting(model, state):
-        seen["determinants"] += 1
-        return count(model, state)
+    def counting(model):
+        seen["countings"] += 1
+        return count(model)
 
     def enumerating(model):
         seen["enumerations"] += 1
         return enumerate_(model)
 
-    monkeypatch.setattr(trees, "count_trees", counting)
+    for module in (trees, kinetic):
+        monkeypatch.setattr(module, "count_all_trees", counting)
     for module in (trees, kinetic):
         monkeypatch.setattr(module, "enumerate_trees", enumerating)
     return seen
@@ -44,17 +45,17 @@ def calls(monkeypatch) -> Counter:
 
 def test_compile_counts_and_enumerates_once(calls):
     pipeline.compile(OPEN_COMPLEX, emit="torch", name="models/open_complex.bpm")
-    assert calls == {"determinants": 3, "enumerations": 1}  # three states
+    assert calls == {"countings": 1, "enumerations": 1}
 
 
 def test_load_counts_and_enumerates_once(calls):
     bpm.compiler.load(OPEN_COMPLEX + "# counted once\n", name="open_complex.bpm")
-    assert calls == {"determinants": 3, "enumerations": 1}
+    assert calls == {"countings": 1, "enumerations": 1}
 
 
 def test_above_the_budget_nothing_is_enumerated(calls):
     pipeline.compile(OPEN_COMPLEX, emit="torch", name="open_complex.bpm", tree_budget=0)
-    assert calls == {"determinants": 3}
+    assert calls == {"countings": 1}
 
 
 def test_the_derivation_carries_the_trees():
