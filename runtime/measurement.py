@@ -13,7 +13,7 @@ transcription rate (autofluorescence, a little read-through). Without it a link 
 ``log t`` has to bend into an exponential to fit dim sequences, and the tanh units can
 build that bend for any energy scale: on the lac data the fit then shrank the RNAP
 matrix tenfold and found G_I = -0.4 kcal/mol, an optimum as likely as the physical one.
-With the floor, the same default fit finds -2.8 kcal/mol and fits every split better
+With the floor, the default fit finds -3.5 kcal/mol and fits every split better
 (docs/fitting.md, "The lac benchmark").
 
 plus a t-independent background (a fixed fraction of reads in a learned bin distribution,
@@ -86,7 +86,7 @@ class OrdinalMeasurement(BinnedReads):
     def __init__(
         self,
         n_bins: int,
-        hidden: int = 8,
+        hidden: int = 2,
         transform: str = "log",
         center: float = 0.0,
         scale: float = 1.0,

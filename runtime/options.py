@@ -74,10 +74,11 @@ class FitOptions:
         the measurement is re-standardized (at ``restandardize_at`` of the schedule); the
         best state is kept. Then at most ``polish`` L-BFGS iterations in float64 on the
         whole training split (0: none; on a store it reads the rows in chunks).
-        ``stop``: ``validation`` (the polish keeps its best validated state and stops
-        after 3 checks without improvement: an early-stopped estimate) or ``training``
-        (it runs to the training optimum: until L-BFGS's own tolerances or the training
-        NLL stalls, :data:`~bpm.runtime.optimizers.STALL_NATS`; maximum likelihood).
+        ``stop``: ``training`` (default: the polish runs to the training optimum, until
+        L-BFGS's own tolerances or the training NLL stalls,
+        :data:`~bpm.runtime.optimizers.STALL_NATS`; maximum likelihood) or ``validation``
+        (it keeps its best validated state and stops after 3 checks without improvement:
+        an early-stopped estimate).
 
     Minibatches (``stream``, ``distributed``)
         ``batch_size`` rows a step in blocks of ``block_rows`` contiguous rows;
@@ -108,15 +109,15 @@ class FitOptions:
     link: str = "flexible"
     gates: tuple[float, ...] | None = None
     learn_slope: bool = False
-    hidden: int = 8
+    hidden: int = 2
     transform: str = "auto"
     steps: int | None = None
     lr: float = 0.07
     eval_every: int | None = None
     patience: int = 6
     restandardize_at: float = 0.25
-    polish: int = 200
-    stop: str = "validation"
+    polish: int = 1000
+    stop: str = "training"
     batch_size: int = 8192
     block_rows: int = 512
     epochs: int | None = None
@@ -234,14 +235,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--stop",
         choices=STOPS,
-        help="polish until the validation NLL stops improving (default) or to the training "
-        "optimum (maximum likelihood; raise --polish)",
+        help="training (default): polish to the training optimum (maximum likelihood); "
+        "validation: stop when the validation NLL stops improving (early-stopped)",
     )
     add("--lr", type=float, help="peak learning rate (default 0.07)")
     add("--patience", type=int, help="stop after this many checks without improvement (6)")
     add("--eval-every", type=int, help="steps between validation checks (default 10 / 200)")
-    add("--polish", type=int, help="most L-BFGS iterations after Adam (default 200; 0: none)")
-    add("--hidden", type=int, help="tanh units in the flexible measurement link (default 8)")
+    add("--polish", type=int, help="most L-BFGS iterations after Adam (default 1000; 0: none)")
+    add("--hidden", type=int, help="tanh units in the flexible measurement link (default 2)")
     add(
         "--link", choices=LINKS, help="flexible (default) or affine: log brightness linear in log t"
     )

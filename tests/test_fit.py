@@ -226,10 +226,13 @@ def test_fixed_parameter_stays_fixed(small):
 
 
 def test_polish_improves_the_adam_fit(small):
-    """The L-BFGS stage starts from Adam's best state and keeps its best validation state."""
+    """The L-BFGS stage starts from Adam's best state; stopped on the validation reads it
+    keeps its best validation state, run to the training optimum it fits training better."""
     adam = fit(LAC, small, seed=0, steps=100, polish=0, quiet=True)
-    both = fit(LAC, small, seed=0, steps=100, polish=60, quiet=True)
+    both = fit(LAC, small, seed=0, steps=100, polish=60, stop="validation", quiet=True)
     assert both.metrics["validation"]["nll"] <= adam.metrics["validation"]["nll"] + 1e-6
+    trained = fit(LAC, small, seed=0, steps=100, polish=60, quiet=True)
+    assert trained.metrics["training"]["nll"] < both.metrics["training"]["nll"]
     assert both.steps > adam.steps
     assert any(h.get("stage") == "lbfgs" for h in both.history)
 
