@@ -204,7 +204,7 @@ def choose_output(model, output: str | None = None) -> str:
         return names[0]
     raise BpmError(
         f"the model has several outputs {list(names)} and none is named 't'; "
-        "choose one with output=... (--output)"
+        "choose one with output=... (bpm fit --model-output NAME)"
     )
 
 
