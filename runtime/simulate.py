@@ -25,6 +25,7 @@ import torch
 from bpm.compiler.errors import BpmDataError, BpmError
 from bpm.runtime.contract import (
     choose_output,
+    complement,
     kT_kcal_per_mol,
     layout,
     learned_names,
@@ -338,7 +339,9 @@ def simulate(
         meta["measurement"] = {"config": fitted.config(), "floor": fitted.floor()}
         if edges is None:
             del meta["bin_edges_log_t"]
-    truth = Truth(module.name, final, kT_kcal_per_mol(module), alphabet, meta)
+    sites = site_energies(module)
+    comp = tuple(complement(module)) if any(s.get("revcomp") for s in sites.values()) else None
+    truth = Truth(module.name, final, kT_kcal_per_mol(module), alphabet, meta, sites, comp)
     return table, truth
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from bpm.compiler.errors import BpmDataError
-from bpm.runtime.contract import as_numbers, layout, to_natural
+from bpm.runtime.contract import as_numbers, complement, layout, site_energies, to_natural
 
 TABLE_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".csv", ".tsv", ".txt", ".parquet", ".pq")
 
@@ -40,6 +40,10 @@ class Truth:
     kT_kcal_per_mol: float
     alphabet: str | None
     meta: dict = field(default_factory=dict)
+    #: ``contract.site_energies(module)`` (start, revcomp of each site) and the letters'
+    #: complement codes: with them the matrix CSVs use a fit's convention (below)
+    sites: dict = field(default_factory=dict)
+    complement: tuple[int, ...] | None = None
 
     def matrices(self) -> dict[str, np.ndarray]:
         """The array-valued parameters (site energies)."""
@@ -62,7 +66,12 @@ class Truth:
         files = {}
         for name, value in sorted(self.matrices().items()):
             path = folder / f"{name}_kT.csv"
-            matrix_frame(value, self.alphabet).to_csv(path, index=False)
+            if name in self.sites:  # an additive matrix: labelled as bpm fit's params/
+                site_frame(value, self.alphabet, self.sites[name], self.complement).to_csv(
+                    path, index=False
+                )
+            else:
+                matrix_frame(value, self.alphabet).to_csv(path, index=False)
             files[name] = str(path.relative_to(json_path.parent))
         doc = {
             "model": self.model,
@@ -71,10 +80,24 @@ class Truth:
             "kT_kcal_per_mol": self.kT_kcal_per_mol,
             "params": {k: float(v) for k, v in sorted(self.scalars().items())},
             "matrices": files,
+            "positions": "site matrices as bpm fit's params/: one row per position in the "
+            "full sequence, read on the top strand; pair tables: flat, the module's order",
             "simulation": self.meta,
         }
         json_path.write_text(json.dumps(doc, indent=2) + "\n")
         return json_path, folder
+
+
+def site_frame(matrix, alphabet: str | None, site: Mapping, complement) -> pd.DataFrame:
+    """A site matrix as a fit writes it: ``position`` (in the full sequence) then one
+    column per letter, read on the top strand (a revcomp site's rows reversed and its
+    letters complemented). :func:`read_params` turns it back into the module's order."""
+    matrix = np.asarray(matrix, dtype=float)
+    if site.get("revcomp") and complement is not None:
+        matrix = matrix[::-1][:, list(complement)]
+    frame = matrix_frame(matrix, alphabet).drop(columns="pos")
+    frame.insert(0, "position", int(site["start"]) + np.arange(len(frame)))
+    return frame
 
 
 def table_stem(path: Path) -> Path:
@@ -176,7 +199,7 @@ def read_params(source: str | Path | Mapping, module: torch.nn.Module | None = N
         raise BpmDataError(f"{path} is not JSON: {exc}") from exc
     values = _scalars_from_doc(doc, module)
     for name, rel in (doc.get("matrices") or {}).items():
-        values[name] = _read_matrix(path.parent / rel, module)
+        values[name] = _read_matrix(path.parent / rel, module, name)
     sibling = path.with_name(path.name[: -len(".json")]) if path.name.endswith(".json") else None
     if sibling is not None and sibling.is_dir():
         for name, matrix in _matrices_from_folder(sibling, module).items():
@@ -215,16 +238,20 @@ def _matrices_from_folder(folder: Path, module: torch.nn.Module | None) -> dict:
         name = path.name[: -len("_kT.csv")]
         if known is not None and name not in known:
             continue
-        out[name] = _read_matrix(path, module)
+        out[name] = _read_matrix(path, module, name)
     return out
 
 
-def _read_matrix(path: Path, module: torch.nn.Module | None) -> np.ndarray:
+def _read_matrix(path: Path, module: torch.nn.Module | None, name: str = "") -> np.ndarray:
     frame = pd.read_csv(path)
     alphabet = getattr(module, "alphabet", None) or "ACGT"
     letters = [c for c in frame.columns if str(c) in alphabet and len(str(c)) == 1]
     if sorted(letters) == sorted(alphabet):
-        return frame[list(alphabet)].to_numpy(dtype=float)
+        matrix = frame[list(alphabet)].to_numpy(dtype=float)
+        site = site_energies(module).get(name, {}) if module is not None else {}
+        if "position" in frame.columns and site.get("revcomp"):  # top strand: back to storage
+            matrix = matrix[::-1][:, complement(module)]
+        return np.ascontiguousarray(matrix)
     values = [c for c in frame.columns if str(c).startswith("v")]
     if values:
         return frame[values].to_numpy(dtype=float)

@@ -149,9 +149,10 @@ def test_cli_writes_data_and_truth_and_truth_round_trips(tmp_path, capsys):
     assert doc["model"] == "lac"
     assert set(doc["params"]) == {"G_C.offset", "G_R.offset", "G_I", "t_sat"}
     assert doc["simulation"]["mutation_rate"] == 0.12
-    for name, width in (("G_C", 26), ("G_R", 41)):
+    for name, start, width in (("G_C", 1, 26), ("G_R", 34, 41)):  # lac: x[1:27], x[34:75]
         frame = pd.read_csv(tmp_path / "sim" / "data.truth" / f"{name}_kT.csv")
-        assert list(frame.columns) == ["pos", "A", "C", "G", "T"] and len(frame) == width
+        assert list(frame.columns) == ["position", "A", "C", "G", "T"] and len(frame) == width
+        assert frame["position"].tolist() == list(range(start, start + width))  # as params/
     table = pd.read_csv(out)
     # the written truth, given back, reproduces the same experiment
     module = load(LAC)()
