@@ -15,6 +15,7 @@ from __future__ import annotations
 from . import ast, ir
 from .check_declarations import DeclarationChecks
 from .check_mechanism import MechanismChecks
+from .check_numbers import constant_problem, too_large
 from .errors import (
     BpmError,
     BpmErrors,
@@ -74,6 +75,14 @@ class _Checker(DeclarationChecks, MechanismChecks):
             self.steady_state(kinetic[0], transitions, states)
         self.states = set(states)
         outputs = self.outputs(of(ast.OutputDecl))
+        if not of(ast.OutputDecl):
+            self.error(
+                BpmModelError,
+                f"model {tree.name.name} has no output",
+                tree.name.span,
+                note="a model says what it predicts, like: output t = P(bound)",
+            )
+        self.collisions(energies, params)
         self.unused(energies, params, sequence)
         if self.errors or kind is None:
             return None
@@ -146,6 +155,18 @@ class _Checker(DeclarationChecks, MechanismChecks):
         return None
 
     def expression(self, e: ast.Expression, allow_prob: bool) -> ir.Expr | None:
+        """Resolve an expression's names and check its constants (:mod:`.check_numbers`);
+        None if any part is in error (already reported)."""
+        expr = self.resolve(e, allow_prob)
+        if expr is None:
+            return None
+        problem = constant_problem(expr)
+        if problem is not None:
+            self.error(BpmModelError, problem[0], problem[1])
+            return None
+        return expr
+
+    def resolve(self, e: ast.Expression, allow_prob: bool) -> ir.Expr | None:
         """Resolve an expression's names; None if any part is in error (already reported)."""
         match e:
             case ast.Number(value=value):
@@ -153,11 +174,11 @@ class _Checker(DeclarationChecks, MechanismChecks):
             case ast.Name():
                 return self.lookup(e)
             case ast.UnaryOp(op=op, operand=operand):
-                inner = self.expression(operand, allow_prob)
+                inner = self.resolve(operand, allow_prob)
                 return None if inner is None else ir.Unary(op, inner, span=e.span)
             case ast.BinaryOp(op=op, left=left, right=right):
-                a = self.expression(left, allow_prob)
-                b = self.expression(right, allow_prob)
+                a = self.resolve(left, allow_prob)
+                b = self.resolve(right, allow_prob)
                 return None if a is None or b is None else ir.Binary(op, a, b, span=e.span)
             case ast.Call(func=func, args=args):
                 if func.name == "P":
@@ -173,7 +194,7 @@ class _Checker(DeclarationChecks, MechanismChecks):
                         e.span,
                     )
                     return None
-                values = [self.expression(a, allow_prob) for a in args]
+                values = [self.resolve(a, allow_prob) for a in args]
                 if any(v is None for v in values):
                     return None
                 return ir.Call(func.name, tuple(values), span=e.span)
@@ -210,6 +231,14 @@ class _Checker(DeclarationChecks, MechanismChecks):
         except NotLinear as bad:
             self.error(BpmModelError, f"{what} must be {bad.reason}", bad.span, note=_LINEAR_NOTE)
             return None
+        if any(too_large(c) for c in (*coefs.values(), constant)):
+            self.error(
+                BpmModelError,
+                f"{what} has a coefficient too large for the module",
+                e.span,
+                note="float32 holds at most 3.4e38",
+            )
+            return None
         if integer:
             for name, c in coefs.items():
                 if c != round(c):
@@ -234,6 +263,14 @@ class _Checker(DeclarationChecks, MechanismChecks):
             coefs, constant = log_rate(expr, self.params)
         except NotLinear as bad:
             self.error(BpmModelError, f"a rate must be {bad.reason}", bad.span, note=_RATE_NOTE)
+            return None
+        if any(too_large(c) for c in (*coefs.values(), constant)):
+            self.error(
+                BpmModelError,
+                "this rate is too large or too small for the module",
+                e.span,
+                note="its logarithm's coefficients must be finite float32 numbers",
+            )
             return None
         return ir.Rate(expr, ir.LinearForm.of(coefs, constant))
 

@@ -11,13 +11,19 @@ import math
 from collections import Counter
 
 from . import ast, ir
+from .check_numbers import too_large
 from .errors import BpmModelError, BpmNameError, did_you_mean
+from .module_names import RESERVED_ATTRIBUTES, declared_attributes
 
 SITE_KINDS = ("matrix", "neighbor", "pairwise")
 """The site-energy models a sequence energy can use."""
 
 RESERVED = {"P", "exp", "log", "sqrt", "revcomp", *SITE_KINDS}
 """Words that cannot name an energy or a parameter."""
+
+
+MIN_KELVIN, MAX_KELVIN = 1e-3, 1e6
+"""The temperatures a model may declare (kT must stay a usable number)."""
 
 
 class DeclarationChecks:
@@ -33,6 +39,14 @@ class DeclarationChecks:
         if not kelvin > 0:
             self.error(
                 BpmModelError, f"temperature {kelvin:g} K is not above absolute zero", d.span
+            )
+            return ir.DEFAULT_TEMPERATURE
+        if not MIN_KELVIN <= kelvin <= MAX_KELVIN:
+            self.error(
+                BpmModelError,
+                f"temperature {kelvin:g} K is outside {MIN_KELVIN:g} K to {MAX_KELVIN:g} K",
+                d.span,
+                note="energies in kcal/mol are divided by kT, which must be a usable number",
             )
             return ir.DEFAULT_TEMPERATURE
         return kelvin
@@ -94,6 +108,9 @@ class DeclarationChecks:
         if d.site is None:
             fixed = None if d.fixed is None else self.in_kT(d.fixed, kT)
             init = 0.0 if d.init is None else self.in_kT(d.init, kT)
+            value = init if fixed is None else fixed
+            if not self.number(value, d.span, f"energy '{d.name.name}' of"):
+                return None
             return ir.ScalarEnergy(
                 d.name.name,
                 fixed,
@@ -173,6 +190,9 @@ class DeclarationChecks:
         lower = upper = None
         if d.bound is not None:
             lower, upper = (d.bound.value, None) if d.bound.op == ">" else (None, d.bound.value)
+        written = [v for v in (d.fixed, d.init, d.bound and d.bound.value) if v is not None]
+        if not all(self.number(v, d.span, f"'{d.name.name}': the value") for v in written):
+            return None
         if d.fixed is not None:
             value = d.fixed
             if not within_bound(value, lower, upper):
@@ -199,6 +219,40 @@ class DeclarationChecks:
         return ir.Param(
             d.name.name, lower, upper, None, init, span=d.span, init_written=d.init is not None
         )
+
+    def collisions(self, energies: tuple[ir.Energy, ...], params: tuple[ir.Param, ...]) -> None:
+        """An error for each declaration whose module attribute is taken
+        (:mod:`.module_names`): by the module itself or by an earlier declaration."""
+        owner: dict[str, str] = {}
+        for decl in (*energies, *params):
+            for attribute in declared_attributes(decl):
+                if attribute in RESERVED_ATTRIBUTES:
+                    self.error(
+                        BpmNameError,
+                        f"'{decl.name}' cannot be used as a name: the generated module "
+                        f"keeps '{attribute}' for itself",
+                        decl.span,
+                    )
+                elif attribute in owner:
+                    self.error(
+                        BpmNameError,
+                        f"'{decl.name}' would be stored as '{attribute}', which collides with "
+                        f"'{owner[attribute]}': rename one of them",
+                        decl.span,
+                    )
+                else:
+                    owner[attribute] = decl.name
+
+    def number(self, value: float, span, what: str) -> bool:
+        """False (and an error) for a stored value float32 cannot hold."""
+        if too_large(value):
+            self.error(
+                BpmModelError,
+                f"{what} {value:g} is too large for the module (float32 holds at most 3.4e38)",
+                span,
+            )
+            return False
+        return True
 
 
 def default_init(lower: float | None, upper: float | None) -> float:

@@ -8,7 +8,6 @@ the symbols and the layout conventions without passing them one by one.
 from __future__ import annotations
 
 import functools
-import keyword
 from dataclasses import dataclass, field
 
 import sympy
@@ -16,12 +15,12 @@ import sympy
 from . import ir, symbolic
 from .codegen_layout import ParameterSlot, parameter_slots
 from .codegen_writer import Writer
+from .module_names import safe_class_name
 
 
 def class_name(model: ir.Model) -> str:
-    """The model's name as a Python class name (a trailing ``_`` after a keyword)."""
-    name = model.name
-    return name + "_" if keyword.iskeyword(name) or name in ("Model", "torch", "math") else name
+    """The model's name as a Python class name (:func:`.module_names.safe_class_name`)."""
+    return safe_class_name(model.name)
 
 
 @dataclass

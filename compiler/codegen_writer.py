@@ -74,6 +74,17 @@ class ModulePrinter(TorchPrinter):
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         return self._names.get(expr, expr.name)
 
+    def _print(self, expr, **kwargs) -> str:
+        """A constant function of numbers (``log(2)``, ``sqrt(2)``, ``exp(-1)``) as one
+        float literal: torch's functions take tensors, not Python numbers."""
+        if (
+            isinstance(expr, sympy.Expr)
+            and expr.is_number
+            and not isinstance(expr, sympy.Rational | sympy.Float)
+        ):
+            return float_literal(float(expr))
+        return super()._print(expr, **kwargs)
+
     def _print_Float(self, expr: sympy.Float) -> str:
         """Every double-precision digit (sympy's default prints 15)."""
         return repr(float(expr))
