@@ -69,6 +69,10 @@ def run_check(files: Sequence[str]) -> int:
             print(error.render(), file=sys.stderr)
             status = EXIT_MODEL_ERROR
             continue
+        except Exception as error:  # a bug in bpm: say so, and go on to the next file
+            print(f"{path}: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+            status = EXIT_MODEL_ERROR
+            continue
         print(f"{path}: ok ({model.kind}, {len(model.states)} states)")
     return status
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import unicodedata
 from collections.abc import Iterator
 
 import sympy
@@ -61,7 +62,25 @@ class Writer:
 
 
 def _escape_doc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    if text.endswith('"'):  # it would run into the closing quotes
+        text = text[:-1] + '\\"'
+    return "".join(_escape_control(ch) if ch not in "\n\t" else ch for ch in text)
+
+
+def _escape_control(ch: str) -> str:
+    """A control character (NUL, carriage return, ...) as its escape; others unchanged."""
+    return f"\\x{ord(ch):02x}" if unicodedata.category(ch) == "Cc" else ch
+
+
+def one_line(text: str) -> str:
+    """``text`` safe inside one line of generated code or a comment: control characters
+    (newlines too) as escapes.
+
+    >>> one_line("models/a\nb.bpm")
+    'models/a\\x0ab.bpm'
+    """
+    return "".join(_escape_control(ch) for ch in text)
 
 
 class ModulePrinter(TorchPrinter):

@@ -79,7 +79,9 @@ class Source:
     name: str = "<string>"
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
+        """Line ``line`` (1-based) as the parser counts lines: at ``\\n`` only, so a form
+        feed or U+2028 inside a line does not move the caret."""
+        lines = [row.removesuffix("\r") for row in self.text.split("\n")]
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
 

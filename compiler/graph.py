@@ -30,6 +30,7 @@ from .graph_labels import (
     rate_text,
     tree_text,
 )
+from .trees import trees_into_state as trees_into_one
 
 __all__ = [
     "EDGE_COLOR",
@@ -77,7 +78,7 @@ def to_dot(model: ir.Model, trees_into_state: str | None = None, columns: int | 
 def _trees_dot(model: ir.Model, root: str, columns: int | None) -> str:
     """One cluster per tree, laid out in rows of ``columns`` with invisible edges."""
     _check_state(model, root)
-    trees = kinetic.trees_into(model)[root]
+    trees = trees_into_one(model, root)
     columns = columns or grid_columns(len(trees))
     lines = [
         f"digraph {_quote(model.name + ' trees into ' + root)} {{",
@@ -122,6 +123,9 @@ def _check_state(model: ir.Model, state: str) -> None:
 
 # ------------------------------------------------------------------ drawing
 
+MAX_DRAWN_TREES = 200
+"""The most spanning trees into one state that ``draw(..., trees_into_state=...)`` draws."""
+
 
 def draw(
     model: ir.Model,
@@ -138,6 +142,13 @@ def draw(
         raise BpmError(f"cannot draw to '{path}': use a .svg, .png or .dot file")
     if trees_into_state is not None:
         _check_state(model, trees_into_state)
+        count = kinetic.count_all_trees(model)[trees_into_state]
+        if count > MAX_DRAWN_TREES:
+            raise BpmError(
+                f"{count} spanning trees lead into {trees_into_state}: more than the "
+                f"{MAX_DRAWN_TREES} 'bpm graph --trees' draws",
+                note="draw the scheme itself (without --trees), or a smaller scheme",
+            )
     if suffix == ".dot":
         path.write_text(to_dot(model, trees_into_state))
         return path

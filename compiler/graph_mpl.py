@@ -14,8 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
-from . import ir, kinetic
+from . import ir
 from .graph_labels import EDGE_COLOR, NODE_COLOR, ROOT_COLOR, grid_columns, rate_text, tree_text
+from .trees import trees_into_state as trees_into_one
 
 Position = tuple[float, float]
 
@@ -70,7 +71,7 @@ def _draw_scheme(ax, model: ir.Model) -> None:
 
 
 def _trees_figure(model: ir.Model, root: str) -> Figure:
-    trees = kinetic.trees_into(model)[root]
+    trees = trees_into_one(model, root)
     columns = grid_columns(len(trees))
     rows = max(1, math.ceil(len(trees) / columns))
     figure = Figure(figsize=(2.8 * columns, 2.6 * rows + 0.6))

@@ -17,6 +17,7 @@ from lark import Token, Transformer, v_args
 
 from . import ast, printing
 from .errors import BpmSyntaxError, Source, Span
+from .limits import check_depth, deep_recursion
 from .printing import source_number
 
 # Lark's terminal names, as a person would say them.
@@ -133,13 +134,20 @@ def _hint(token: Token, expected: set[str]) -> str | None:
 
 def parse(text: str, name: str = "<string>") -> ast.ModelFile:
     """Parse model text into its AST; raises :class:`BpmSyntaxError` with a position."""
+    if text.startswith("\ufeff"):  # a byte-order mark: read as a space, positions kept
+        text = " " + text[1:]
     source = Source(text, name)
     try:
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as error:
         raise _syntax_error(error, source) from None
     try:
-        return _ToAst(text).transform(tree)
+        check_depth(tree, text)
+    except BpmSyntaxError as error:
+        raise error.with_source(source) from None
+    try:
+        with deep_recursion():
+            return _ToAst(text).transform(tree)
     except lark.exceptions.VisitError as error:
         if isinstance(error.orig_exc, BpmSyntaxError):
             raise error.orig_exc.with_source(source) from None

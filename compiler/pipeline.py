@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ast, ir
 from .check import check
 from .errors import BpmError, Source, Warnings
+from .limits import deep_recursion
 from .parse import parse
 
 if TYPE_CHECKING:
@@ -20,9 +22,25 @@ if TYPE_CHECKING:
 EMIT_TARGETS = ("ast", "ir", "sympy", "latex", "torch")
 
 
+MAX_SOURCE_BYTES = 10_000_000
+"""The largest model file read (models are a few kilobytes)."""
+
+
 def read_source(path: str | Path) -> Source:
-    """A model file's text, named by its path; a missing file is a :class:`BpmError`."""
+    """A model file's text, named by its path; a missing file is a :class:`BpmError`.
+
+    Only regular files of at most :data:`MAX_SOURCE_BYTES` are read: ``/dev/zero``,
+    a pipe or a huge file is refused in one line rather than read without end.
+    """
     try:
+        status = Path(path).stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise BpmError(f"cannot read {path}: not a regular file")
+        if status.st_size > MAX_SOURCE_BYTES:
+            raise BpmError(
+                f"cannot read {path}: {status.st_size} bytes, more than a model file's "
+                f"limit of {MAX_SOURCE_BYTES}"
+            )
         return Source(Path(path).read_text(encoding="utf-8"), str(path))
     except (OSError, UnicodeDecodeError) as error:
         raise BpmError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
@@ -36,7 +54,9 @@ def to_ir_with_warnings(text: str, name: str = "<string>") -> tuple[ir.Model, Wa
     """Parse and check; every error carries the source so it prints with context."""
     source = Source(text, name)
     try:
-        return check(parse(text, name), source)
+        tree = parse(text, name)
+        with deep_recursion():
+            return check(tree, source)
     except BpmError as error:
         raise error.with_source(source) from None
 
@@ -53,13 +73,14 @@ def derive(model: ir.Model, tree_budget: float | None = None) -> symbolic.Deriva
     :data:`~bpm.compiler.kinetic.DEFAULT_TREE_BUDGET`; ``math.inf``: no limit),
     raises :class:`~bpm.compiler.kinetic.TreeBudgetExceeded`.
     """
-    if model.kind == "thermodynamic":
-        from .thermodynamic import derive as derive_thermo
+    with deep_recursion():
+        if model.kind == "thermodynamic":
+            from .thermodynamic import derive as derive_thermo
 
-        return derive_thermo(model)
-    from . import kinetic
+            return derive_thermo(model)
+        from . import kinetic
 
-    return kinetic.derive(model, tree_budget)
+        return kinetic.derive(model, tree_budget)
 
 
 def closed_forms(model: ir.Model, tree_budget: float | None = None) -> symbolic.Derivation | None:
@@ -117,7 +138,8 @@ def emit_from_derivation(
     if emit == "torch":
         from .codegen import generate
 
-        return generate(model, derivation, name)
+        with deep_recursion():
+            return generate(model, derivation, name)
     if derivation is None:
         raise ValueError(f"--emit {emit} needs the closed forms of {model.name}")
     from . import symbolic

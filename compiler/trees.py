@@ -178,6 +178,11 @@ def enumerate_trees(model: ir.Model) -> dict[str, tuple[Tree, ...]]:
     return {root: tuple(sorted(_trees_into_root(model.states, out, root))) for root in model.states}
 
 
+def trees_into_state(model: ir.Model, state: str) -> tuple[Tree, ...]:
+    """The trees into one state only, sorted (what ``bpm graph --trees`` draws)."""
+    return tuple(sorted(_trees_into_root(model.states, out_edges(model), state)))
+
+
 def _trees_into_root(
     states: tuple[str, ...], out: dict[str, list[tuple[str, int]]], root: str
 ) -> Iterator[Tree]:
