@@ -74,9 +74,30 @@ class FitResult:
 
         return predictions(self, sequences)
 
-    def params(self) -> dict[str, torch.Tensor]:
-        """The module's parameters in natural units (kT for energies), by ``.bpm`` name."""
-        return self.module.get_params()
+    def params(
+        self, gauge: str | None = "zero-mean", wild_type: str | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The module's parameters in natural units (kT for energies), by ``.bpm`` name,
+        site tables and offsets in ``gauge`` as summary.json and params/ give them
+        (``"zero-mean"``, or ``"wild-type"`` against ``wild_type``, by default the library's
+        consensus); in the module's own layout, so ``set_params`` takes them and every
+        energy is unchanged. ``gauge=None``: the values as stored."""
+        stored = self.module.get_params()
+        if gauge is None:
+            return stored
+        from .tables import gauge_name, gauged_terms, storage_order, wild_type_codes
+
+        codes = self.dataset.codes if self.dataset is not None else None
+        wild = gauge_name(gauge) == "wild-type"
+        wt = wild_type_codes(self.module, wild_type, codes) if wild else None
+        out = dict(stored)
+        for name, terms in gauged_terms(self.module, gauge, wt).items():
+            tables = storage_order(self.module, name, terms.matrix, terms.pairs)
+            if f"{name}.offset" in stored:
+                tables[f"{name}.offset"] = float(terms.offset)
+            for key, value in tables.items():
+                out[key] = torch.as_tensor(value, dtype=stored[key].dtype)
+        return out
 
     def analyze_uncertainty(self, refit: int = 0):
         """Standard errors and unidentified parameter combinations at this fit's values.

@@ -34,3 +34,29 @@ def test_a_fit_saved_with_the_short_split_names_loads_with_the_long_ones():
     loaded = load_fit(old)
     assert loaded.metrics == {"training": short["train"], "validation": short["val"],
                               "test": short["test"]}  # fmt: skip
+
+
+def test_params_are_in_the_gauge_of_summary_json(tmp_path):
+    import numpy as np
+    import torch
+
+    from bpm.compiler import load
+
+    data = tmp_path / "sim.csv"
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["simulate", SIMPLE, "-o", str(data), "--n", "300", "--bins", "3"]) == 0
+    result = fit(SIMPLE, str(data), steps=3, polish=0, quiet=True)
+    result.save(tmp_path / "fit", plots=False)
+    info = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    params = result.params()
+    for name in ("G_P", "G_R"):
+        assert float(params[f"{name}.offset"]) == np.float32(info["params"][f"{name}.offset"])
+        assert torch.allclose(params[name].mean(1), torch.zeros(()), atol=1e-6)  # zero-mean
+    stored = result.params(gauge=None)
+    assert not torch.allclose(stored["G_R"].mean(1), torch.zeros(()), atol=1e-3)
+    # the same model: every energy and output unchanged
+    again = load(SIMPLE)()
+    again.set_params(params)
+    x = result.dataset.codes[:50].astype(np.int64)
+    with torch.no_grad():
+        torch.testing.assert_close(again(torch.from_numpy(x)), result.module(torch.from_numpy(x)))
