@@ -63,6 +63,10 @@ def fit(model, data, options: FitOptions | dict | None = None, **kwargs) -> FitR
 
         result.bootstrap = bootstrap(model, result, options)
         result.notes = [*result.notes, *result.bootstrap.notes]
+    if options.identifiability:
+        from .identifiability import attach
+
+        attach(result, options)
     return result
 
 

@@ -54,6 +54,9 @@ class FitOptions:
         sequences (with replacement, reads kept with their sequence), warm-started from
         the fit, in parallel processes (:mod:`bpm.runtime.bootstrap`): bootstrap
         standard errors and 95% percentile intervals (0: none; full batch only).
+        ``identifiability``: after the fit, 95% profile-likelihood intervals of each site
+        energy's scale and each learned scalar energy, by refits in parallel processes
+        (:mod:`bpm.runtime.identifiability`; full batch only; False: none).
 
     The measurement process
         ``link``: ``flexible`` (a learned monotone link and learned cutpoints) or
@@ -106,6 +109,7 @@ class FitOptions:
     pin: bool = True
     starts: int = 1
     bootstrap: int = 0
+    identifiability: bool = True
     link: str = "flexible"
     gates: tuple[float, ...] | None = None
     learn_slope: bool = False
@@ -231,6 +235,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--threads", type=int, help="CPU threads per process (default 1)")
     add("--starts", type=int, help="fits from several starts, the best kept (default 1)")
     add("--bootstrap", type=int, metavar="N", help="N bootstrap refits: errors, intervals")
+    add(
+        "--identifiability",
+        choices=("on", "off"),
+        help="profile-likelihood intervals of energy scales and scalar energies (default on)",
+    )
     add("--steps", type=int, help="Adam steps (default 200 full batch; minibatch: by epochs)")
     add(
         "--stop",
@@ -328,6 +337,8 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+    if getattr(args, "identifiability", None) is not None:
+        values["identifiability"] = args.identifiability == "on"
     if getattr(args, "stream", None):
         values.setdefault("mode", "stream")
     if values.get("processes") in (0, 1):

@@ -62,9 +62,17 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         **({"profile": result.profile} if result.profile else {}),
         **({"optima": result.optima} if getattr(result, "optima", None) else {}),
         **({"convergence": result.convergence} if getattr(result, "convergence", None) else {}),
+        **identifiability_summary(result),
         **uncertainty_summary(result, tables),
         **bootstrap_summary(result, tables),
     }
+
+
+def identifiability_summary(result) -> dict:
+    """``{"identifiability": ...}``: the fit's profile-likelihood intervals
+    (:mod:`bpm.runtime.identifiability`), or empty when none were computed."""
+    found = getattr(result, "identifiability", None)
+    return {"identifiability": found} if found else {}
 
 
 def sites_summary(tables: ReportTables, kT: float) -> dict:

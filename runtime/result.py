@@ -34,6 +34,8 @@ class FitResult:
     likelihood. ``optima``: with several starts, every distinct optimum found (best first).
     ``uncertainty``: the analysis of :meth:`analyze_uncertainty`. ``bootstrap``: the
     refits of ``fit(..., bootstrap=N)`` (a :class:`~bpm.runtime.bootstrap.Bootstrap`).
+    ``identifiability``: 95% profile-likelihood intervals of the energy scales and
+    scalar energies (:func:`bpm.runtime.identifiability.identifiability`), or None.
     """
 
     module: nn.Module
@@ -56,6 +58,7 @@ class FitResult:
     profile: list = field(default_factory=list)
     optima: list = field(default_factory=list)
     uncertainty: object | None = field(default=None, repr=False)
+    identifiability: dict | None = field(default=None, repr=False)
     bootstrap: object | None = field(default=None, repr=False)
 
     @property
