@@ -1,8 +1,8 @@
 """What ``bpm fit`` checks on its command line before it fits, each refusal one line naming
 the option (or file) and what is allowed.
 
-- :func:`check_model`: a ``.bpm`` model has an output to fit, and ``--model-output``
-  names one of them (a model with several outputs and no ``t`` needs it);
+- :func:`check_model`: ``--model-output`` names an output of a ``.bpm`` model, and a model
+  with several outputs and no ``t`` gets one (the checker refuses a model with none);
 - :func:`resolve_init`: ``--init NAME=VALUE[UNIT]`` in natural units, energies also in
   ``kT``, ``kcal/mol`` or ``kJ/mol`` (converted to kT at the model's temperature),
   each value finite and inside the bounds the model declares;
@@ -56,7 +56,7 @@ def check_model_file(path: str) -> None:
 
 def check_model(path: str, output: str | None) -> ir.Model | None:
     """The checked IR of the ``.bpm`` file ``path`` (None for anything else: the fit
-    resolves it), refusing a model with no output or an output choice the fit cannot make."""
+    resolves it), refusing an output choice the fit cannot make."""
     check_model_file(path)
     if not str(path).endswith(".bpm"):
         return None
@@ -64,14 +64,7 @@ def check_model(path: str, output: str | None) -> ir.Model | None:
 
     source = read_source(path)
     model = to_ir(source.text, source.name)
-    names = [o.name for o in model.outputs]
-    if not names:
-        raise named(
-            BpmError(
-                f"model '{model.name}' has no output to fit; add one, e.g. `output t = P(state)`"
-            ),
-            str(path),
-        )
+    names = [o.name for o in model.outputs]  # at least one: the checker refuses none
     if output is not None and output not in names:
         raise named(BpmError(f"the model has no output '{output}'; its outputs are {names}"),
                     "--model-output")  # fmt: skip

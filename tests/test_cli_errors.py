@@ -93,9 +93,10 @@ def test_outputs_the_fit_cannot_choose(capsys, tmp_path):
     )
     none = tmp_path / "none.bpm"
     none.write_text(text.replace("output t = r_max * P(rnap)", ""))
-    main(["fit", str(none), "data.csv"])
+    assert main(["fit", str(none), "data.csv"]) == 1  # a check error (bpm check says so too)
     err = capsys.readouterr().err
-    assert f"{none}: error: model 'simple_repression' has no output to fit" in err
+    assert err.startswith(f"{none}:2:7: error: model simple_repression has no output")
+    assert main(["check", str(none)]) == 1
 
 
 def test_errors_without_a_file_name_the_command(capsys, tmp_path):
