@@ -9,7 +9,7 @@ the contract in ``docs/module.md``; the same model always gives the same bytes.
 - :mod:`.codegen_header`: header, docstrings with the closed forms, class attributes;
 - :mod:`.codegen_init`: ``__init__``, the parameters and buffers;
 - :mod:`.codegen_forward`: energies, probabilities and outputs;
-- :mod:`.codegen_kinetic`: transitions, King-Altman trees or the linear solve;
+- :mod:`.codegen_kinetic`: transitions, King-Altman trees or state reduction;
 - :mod:`.codegen_verbatim`: pastes the model-independent methods (``encode``,
   ``_lookup``, ``get_params``, ``set_params``) from :mod:`.module_methods`.
 

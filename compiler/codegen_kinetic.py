@@ -4,7 +4,7 @@
 the energies and the logs of the rate parameters. Within the tree budget each
 King-Altman tree's log-weight is ``tree_edges @ log_rates`` and a state's weight
 a logsumexp over its trees; above it (``trees`` is None) the steady state comes
-from a linear solve of the rate matrix.
+from state reduction (GTH) of the log rate matrix, in float64.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def write_transitions_table(c: Context) -> None:
             w.line(f"({t.source!r}, {t.target!r}),  # {j}: {c.rate_text(t)}")
     w.line(")")
     if c.trees is None:
+        w.line()
+        w.line("# The log of a rate that is not there: finite, so gradients stay finite.")
+        w.line("NO_RATE = -1e30")
         return
     w.line()
     w.line("# King-Altman: the spanning trees directed into each state, as indices")
@@ -129,21 +132,40 @@ def _tree_buffers(c: Context, S: int, E: int) -> None:
 
 
 def _generator_buffers(c: Context, S: int, E: int) -> None:
-    w = c.w
-    w.line("# rate matrix Q (dp/dt = Q p) = rates @ generator, reshaped to [states, states]")
-    w.line(f"generator = torch.zeros({E}, {S}, {S})")
-    w.line("for j, (source, target) in enumerate(TRANSITIONS):")
-    with w.indent():
-        w.line("a, b = states.index(source), states.index(target)")
-        w.line("generator[j, b, a] += 1.0")
-        w.line("generator[j, a, a] -= 1.0")
-    w.line(f'self.register_buffer("generator", generator.reshape({E}, {S * S}), persistent=False)')
-    w.line("# the first balance equation is replaced by sum(p) = 1")
-    w.line(f'self.register_buffer("normalization", torch.eye({S})[0], persistent=False)')
+    """The index that gathers log-rates into the log rate matrix, states reordered so a
+    state of the closed class comes first (the state reduction needs it there)."""
+    w, m = c.w, c.model
+    order = _reduction_order(c)
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for j, t in enumerate(m.transitions):
+        pairs.setdefault((order.index(t.source), order.index(t.target)), []).append(j)
+    width = max(len(v) for v in pairs.values())
+    index = [[E] * width for _ in range(S * S)]
+    for (a, b), js in pairs.items():
+        index[a * S + b][: len(js)] = js
+    w.line("# log rate matrix [states, states] in reduction order: pair_index gathers each")
+    w.line(f"# pair's transitions from the log-rates ({E}: no transition)")
+    w.line(f"# reduction order: {', '.join(order)}")
+    w.line(
+        f'self.register_buffer("pair_index", torch.tensor({index!r}).reshape({S * S}, {width}), '
+        "persistent=False)"
+    )
+    w.line(
+        f'self.register_buffer("state_position", torch.tensor('
+        f"{[order.index(s) for s in m.states]!r}), persistent=False)"
+    )
+
+
+def _reduction_order(c: Context) -> list[str]:
+    from .steady_state import classes_of
+
+    closed = classes_of(c.model).closed
+    first = closed[0][0] if closed else c.model.states[0]
+    return [first, *(s for s in c.model.states if s != first)]
 
 
 def write_kinetic_probabilities(c: Context) -> None:
-    """The body of ``probabilities(E)``: King-Altman trees, or the linear solve."""
+    """The body of ``probabilities(E)``: King-Altman trees, or state reduction."""
     w, m = c.w, c.model
     if c.trees is not None:
         w.docstring(
@@ -158,21 +180,32 @@ def write_kinetic_probabilities(c: Context) -> None:
         w.line(f"return torch.softmax(log_w, dim=0){c.T}")
         return
     w.docstring(
-        "Steady state by a linear solve (more spanning trees than the budget):\n"
-        "Q p = 0 with the first balance row replaced by sum(p) = 1. Rates are\n"
-        "scaled by their largest one per sequence, which leaves p unchanged."
+        "Steady state by state reduction (Grassmann, Taksar & Heyman 1985) in log\n"
+        "space and float64: more spanning trees than the budget. Every step adds\n"
+        "positive terms (logaddexp), so rates spanning exp(+-500) stay exact."
     )
     S = len(m.states)
-    w.line("log_rates = self.log_rates(E)")
+    w.line("dtype = E.dtype")
+    w.line("log_rates = self.log_rates(E).double()")
     w.line("batch = log_rates.shape[:-1]")
     w.line("log_rates = log_rates.reshape(-1, log_rates.shape[-1])")
-    w.line("rates = torch.exp(log_rates - log_rates.amax(dim=-1, keepdim=True))")
-    w.line(f"Q = (rates @ self.generator.to(rates.dtype)).reshape(-1, {S}, {S})")
-    w.line("A = torch.cat([torch.ones_like(Q[:, :1, :]), Q[:, 1:, :]], dim=1)")
-    w.line("b = self.normalization.to(rates.dtype).expand(Q.shape[0], -1)")
-    w.line("p = torch.linalg.solve(A, b).clamp_min(0.0)")
-    w.line("p = p / p.sum(dim=-1, keepdim=True)")
-    w.line(f"return p.reshape(*batch, {S})")
+    w.line("none = torch.full_like(log_rates[:, :1], NO_RATE)")
+    w.line("padded = torch.cat([log_rates, none], dim=1)")
+    w.line(f"L = torch.logsumexp(padded[:, self.pair_index], dim=-1).reshape(-1, {S}, {S})")
+    w.line("columns, exits = [], []")
+    w.line(f"for k in range({S - 1}, 0, -1):")
+    with w.indent():
+        w.line("exit_k = torch.logsumexp(L[:, k, :k], dim=-1)  # log of k's rate out to states < k")
+        w.line("columns.append(L[:, :k, k])")
+        w.line("exits.append(exit_k)")
+        w.line("through = L[:, :k, k, None] + L[:, k, None, :k] - exit_k[:, None, None]")
+        w.line("L = torch.logaddexp(L[:, :k, :k], through)")
+    w.line("log_p = [torch.zeros_like(log_rates[:, 0])]")
+    w.line("for column, exit_k in zip(reversed(columns), reversed(exits)):")
+    with w.indent():
+        w.line("log_p.append(torch.logsumexp(torch.stack(log_p, -1) + column, dim=-1) - exit_k)")
+    w.line("p = torch.softmax(torch.stack(log_p, dim=-1), dim=-1)[:, self.state_position]")
+    w.line(f"return p.reshape(*batch, {S}).to(dtype)")
 
 
 def write_log_rates(c: Context) -> None:
