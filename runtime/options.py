@@ -56,7 +56,8 @@ class FitOptions:
         standard errors and 95% percentile intervals (0: none; full batch only).
         ``identifiability``: after the fit, 95% profile-likelihood intervals of each site
         energy's scale and each learned scalar energy, by refits in parallel processes
-        (:mod:`bpm.runtime.identifiability`; full batch only; False: none).
+        (:mod:`bpm.runtime.identifiability`; full batch only; off by default until it is
+        cheap: on the lac reads it costs about three fits).
 
     The measurement process
         ``link``: ``flexible`` (a learned monotone link and learned cutpoints) or
@@ -109,7 +110,7 @@ class FitOptions:
     pin: bool = True
     starts: int = 1
     bootstrap: int = 0
-    identifiability: bool = True
+    identifiability: bool = False
     link: str = "flexible"
     gates: tuple[float, ...] | None = None
     learn_slope: bool = False
@@ -238,7 +239,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--identifiability",
         choices=("on", "off"),
-        help="profile-likelihood intervals of energy scales and scalar energies (default on)",
+        help="profile-likelihood intervals of energy scales and scalar energies (default off)",
     )
     add("--steps", type=int, help="Adam steps (default 200 full batch; minibatch: by epochs)")
     add(
