@@ -9,7 +9,6 @@ command: the model, the data, ``-o``, ``--no-plots`` and ``--uncertainty``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 
@@ -54,7 +53,7 @@ def run_fit(
     site energies in ``gauge`` (``zero-mean`` or ``wild-type``, against ``wild_type``)."""
     from bpm.runtime.fit import fit
     from bpm.runtime.options import FitOptions
-    from bpm.runtime.report import summary
+    from bpm.runtime.report import summary, summary_text
 
     options = FitOptions.build(options)
     if output is not None and plots:
@@ -86,8 +85,7 @@ def run_fit(
             for message in [*found.unidentified, *found.notes]:
                 print(f"note: {message}", file=sys.stderr)
     if output is None:
-        doc = summary(result, gauge=gauge, wild_type=wild_type)
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        sys.stdout.write(summary_text(summary(result, gauge=gauge, wild_type=wild_type)))
         print("note: results not written (summary.json above only; params/, model.pt and "
               "plots/ need -o DIR, e.g. -o results/fit)", file=sys.stderr)  # fmt: skip
     else:
@@ -102,8 +100,17 @@ def run_fit(
     return EXIT_OK
 
 
-def run_predict(fit_dir: str, sequences: str, output: str | None) -> int:
-    """Predict the output and state probabilities; a CSV to ``output`` or stdout."""
+def run_predict(
+    fit_dir: str,
+    sequences: str,
+    output: str | None,
+    *,
+    model: str | None = None,
+    trust: bool = False,
+) -> int:
+    """Predict the output and state probabilities; a CSV to ``output`` or stdout.
+    ``model``: the .bpm file of a fit saved before its source was recorded; ``trust``:
+    run DIR/model.py as it is (only for a directory you wrote yourself)."""
     from pathlib import Path
 
     from bpm.runtime.load import predict
@@ -113,7 +120,10 @@ def run_predict(fit_dir: str, sequences: str, output: str | None) -> int:
         what = "is a directory" if sequences.strip() else "is empty"
         raise named(BpmError(f"SEQUENCES {what}: give a file or sequences separated by commas"),
                     sequences or "bpm predict")  # fmt: skip
-    frame = predict(fit_dir, read_sequences(sequences))
+    given = {"model": model} if model is not None else {}
+    frame = predict(
+        fit_dir, read_sequences(sequences), **given, **({"trust": True} if trust else {})
+    )
     if output is None or output == "-":
         frame.to_csv(sys.stdout, index=False)
         return EXIT_OK
@@ -187,4 +197,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("fit_dir", metavar="DIR", help="a directory written by bpm fit -o")
     p.add_argument("sequences", metavar="SEQUENCES_OR_FILE")
     p.add_argument("-o", "--output", help="write a CSV here instead of stdout")
-    p.set_defaults(handler=lambda a: run_predict(a.fit_dir, a.sequences, a.output))
+    p.add_argument(
+        "--model",
+        metavar="FILE.bpm",
+        help="the model file, for a fit saved before it recorded its model's source",
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="run DIR/model.py as saved: only for a directory you wrote yourself",
+    )
+    p.set_defaults(
+        handler=lambda a: run_predict(
+            a.fit_dir, a.sequences, a.output, model=a.model, trust=a.trust
+        )
+    )

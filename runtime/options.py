@@ -305,6 +305,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--count-prefix", help="prefix of the count columns (default ct_)")
     add(
+        "--no-carve-validation",
+        dest="carve_validation",
+        action="store_false",
+        default=None,
+        help="refuse a table with training and test rows but no validation rows "
+        "(default: a seeded 25%% of training becomes validation, said in summary.json)",
+    )
+    add(
         "--split-column",
         help="column with training/validation/test (default set; absent: random 60/20/20)",
     )
@@ -358,6 +366,8 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
     ):
         if getattr(args, flag, None) is not None:
             data[key] = getattr(args, flag)
+    if getattr(args, "carve_validation", None) is False:
+        data["carve_validation"] = False
     if getattr(args, "counts", None) is not None:
         data["count_columns"] = [c.strip() for c in args.counts.split(",") if c.strip()]
     if data:

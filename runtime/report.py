@@ -177,7 +177,7 @@ def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str
     (directory / "params").mkdir()
     tables = report_tables(result, gauge, wild_type)
     info = summary(result, tables=tables)
-    (directory / "summary.json").write_text(json.dumps(info, indent=2, default=to_json) + "\n")
+    (directory / "summary.json").write_text(summary_text(info))
     write_tables(tables, directory / "params", info["kT_kcal_per_mol"])
     for stem, frame, index in bootstrap_frames(result, tables):
         _write_both(frame, directory / "params" / stem, info["kT_kcal_per_mol"], index=index)
@@ -253,6 +253,31 @@ def _write_both(frame: pd.DataFrame, stem: Path, kT: float, index: bool = True) 
         scaled = scaled * kT
     scaled.to_csv(f"{stem}.csv", index=index, float_format=FLOAT_FORMAT)
     frame.to_csv(f"{stem}_kT.csv", index=index, float_format=FLOAT_FORMAT)
+
+
+def summary_text(info: dict) -> str:
+    """summary.json's text: valid JSON, a number that is not finite (the NLL of an empty
+    split) written as ``null``.
+
+    >>> print(summary_text({"nll": float("nan"), "n": np.int64(3)}), end="")
+    {
+      "nll": null,
+      "n": 3
+    }
+    """
+    return json.dumps(finite(info), indent=2, default=to_json, allow_nan=False) + "\n"
+
+
+def finite(value):
+    """``value`` with every float that is not finite replaced by None (dicts, lists,
+    tuples and numpy values walked through)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [finite(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 def to_json(value):

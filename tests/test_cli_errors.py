@@ -118,3 +118,31 @@ def test_the_python_api_refuses_an_unknown_device_too():
     with pytest.raises(BpmError, match="device must be cpu, cuda, cuda:N or mps, not 'gpu'"):
         FitOptions(device="gpu")
     assert FitOptions(device="cuda:1").device == "cuda:1"  # refused only when it is used
+
+
+def test_no_carve_validation_reaches_the_data_options(monkeypatch):
+    from bpm.cli import fit_commands
+
+    seen = {}
+    monkeypatch.setattr(fit_commands, "run_fit", lambda *a, **k: seen.update(options=a[3]) or 0)
+    assert main(["fit", LAC, "data.csv", "--no-carve-validation", "--split-column", "s"]) == 0
+    assert seen["options"].data_options == {"carve_validation": False, "split_column": "s"}
+    assert main(["fit", LAC, "data.csv"]) == 0
+    assert "carve_validation" not in seen["options"].data_options
+
+
+def test_predict_passes_model_and_trust_to_the_loader(monkeypatch, tmp_path, capsys):
+    import pandas as pd
+
+    from bpm.runtime import load
+
+    calls = []
+
+    def fake(fit_dir, sequences, **kwargs):
+        calls.append(kwargs)
+        return pd.DataFrame({"sequence": sequences})
+
+    monkeypatch.setattr(load, "predict", fake)
+    assert main(["predict", str(tmp_path), "ACGT"]) == 0
+    assert main(["predict", str(tmp_path), "ACGT", "--model", LAC, "--trust"]) == 0
+    assert calls == [{}, {"model": LAC, "trust": True}]
