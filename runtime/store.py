@@ -38,7 +38,7 @@ from bpm.compiler.errors import BpmDataError
 
 from . import data
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: sequences read as text, validation carved from training
 CHUNK_ROWS = 200_000
 _MAX_COUNT = int(np.iinfo(np.uint32).max)  # what the raw counts file holds
 _BLOCK = 1 << 16
@@ -121,6 +121,7 @@ def encode_file(
     split_column: str | None = "set",
     split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
+    carve_validation: bool = True,
     cache_dir: str | Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
     quiet: bool = True,
@@ -143,7 +144,11 @@ def encode_file(
         "split_column": split_column,
         "split_fractions": list(split_fractions),
         "seed": seed if split_column is None else None,
+        "carve_validation": carve_validation,
     }
+    if carve_validation and split_column is not None:
+        options["seed"] = seed  # the carved validation rows depend on it
+    data.check_fractions(split_fractions)
     target = _store_dir(path, _key(path, options), cache_dir)
     if (target / "meta.json").exists():
         return open_store(target)
@@ -163,28 +168,24 @@ def encode_file(
 
 def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: int, quiet):
     """Pass 1: check and append chunks as raw arrays; pass 2: merge, group by split."""
-    alphabet, length = options["alphabet"], options["length"]
+    alphabet = options["alphabet"]
     started = time.perf_counter()
     problems = data.RowProblems()
-    splits, columns, split_column = [], None, None
+    splits, state = [], None
     n_rows = n_empty = reads = 0
+    read_options = dict(options, max_count=_MAX_COUNT)
+    text = data.text_columns(options["sequence_column"], options["split_column"])
     with open(work / "codes.raw", "wb") as raw_codes, open(work / "counts.raw", "wb") as raw_counts:
-        for chunk in data.read_chunks(path, chunk_rows):
+        for chunk in data.read_chunks(path, chunk_rows, text):
             chunk, first_row = chunk.reset_index(drop=True), n_rows
+            chunk.columns = [str(c) for c in chunk.columns]
             n_rows += len(chunk)
-            if columns is None:
-                header = (options[k] for k in ("sequence_column", "count_columns"))
-                tail = (options["count_prefix"], options["split_column"])
-                columns, split_column = data.check_header(
-                    list(chunk.columns), str(path), *header, *tail
-                )
-            counts = data.check_counts(chunk, columns, problems, first_row, _MAX_COUNT)
-            seqs, length = data.check_sequences(
-                chunk[options["sequence_column"]], alphabet, length, problems, first_row
+            state, (counts, seqs, split) = data.check_rows(
+                chunk, str(path), read_options, problems, first_row, state
             )
-            if split_column is not None:
-                split = data.check_split(chunk[split_column], split_column, problems, first_row)
             if problems:  # keep checking, to name every bad row, but write nothing more
+                if problems.columns_bad() and state[0] is None:
+                    break  # no count columns: nothing more to learn from the rows
                 continue
             row_reads = counts.sum(1)
             reads += int(row_reads.sum())
@@ -192,16 +193,20 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
             n_empty += int((~keep).sum())
             # Without a split column the split is drawn below over all rows, as
             # read_dataset draws it; 255 marks a row set aside.
-            splits.append(split[keep] if split_column else np.where(keep, 0, 255).astype(np.uint8))
+            has_split = state[1] is not None
+            splits.append(split[keep] if has_split else np.where(keep, 0, 255).astype(np.uint8))
             raw_codes.write(np.ascontiguousarray(data.encode(seqs[keep], alphabet)).tobytes())
             raw_counts.write(np.ascontiguousarray(counts[keep], dtype=np.uint32).tobytes())
             if not quiet:
                 print(f"\rencoded {n_rows:,} rows", end="", file=sys.stderr)
+    columns, split_column, length = state if state is not None else (None, None, None)
     if not quiet:
         print(file=sys.stderr)
-    if n_rows == 0 or columns is None:
+    if state is None or (n_rows == 0 and not problems.columns_bad()):
         raise BpmDataError(f"{path} has no rows")
     problems.raise_if_any()
+    if reads >= 2**63:
+        raise BpmDataError(f"{path}: more than 2^63 reads in all; no count can hold them")
     split = np.concatenate(splits)
     if split_column is not None:
         split_source = f"column '{split_column}'"
@@ -213,7 +218,10 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
         raise BpmDataError(f"{path}: no row has any reads")
     codes_raw = (work / "codes.raw", np.uint8, length)
     counts_raw = (work / "counts.raw", np.uint32, len(columns))
-    keep, n_merged, n_conflicts = _merge_duplicates(codes_raw, counts_raw, split)
+    keep, n_merged, n_conflicts = _merge_duplicates(codes_raw, counts_raw, split, str(path))
+    carved = None
+    if split_column is not None and options["carve_validation"]:
+        carved = data.draw_validation(split, options["split_fractions"], seed, where=keep)
     bounds = np.cumsum([0] + [int((keep & (split == k)).sum()) for k in range(3)])
     biggest = max(int(_block(*counts_raw, a, a + _BLOCK).max()) for a in range(0, n, _BLOCK))
     dtype = np.uint16 if biggest < np.iinfo(np.uint16).max else np.uint32
@@ -236,6 +244,7 @@ def _encode_into(work: Path, path: Path, options: dict, chunk_rows: int, seed: i
     summary = data.summarize(
         str(path), n_rows, reads, columns, n_empty, n_merged, n_conflicts, split_source, sizes
     )
+    summary = data.note_splits(summary, carved)
     summary["encoded_seconds"] = round(time.perf_counter() - started, 1)
     meta = {
         "version": STORE_VERSION,
@@ -262,7 +271,7 @@ def _block(path: Path, dtype, width: int, start: int, stop: int) -> np.ndarray:
     return out
 
 
-def _merge_duplicates(codes_raw: tuple, counts_raw: tuple, split: np.ndarray):
+def _merge_duplicates(codes_raw: tuple, counts_raw: tuple, split: np.ndarray, name: str):
     """Merge rows with equal codes in place: the first keeps the summed counts and the
     most held-out split. Returns (rows kept, rows merged, split conflicts).
 
@@ -299,7 +308,13 @@ def _merge_duplicates(codes_raw: tuple, counts_raw: tuple, split: np.ndarray):
                 first[group] = row
                 continue
             head = first[group]
-            counts[head] += counts[row]
+            total = counts[head].astype(np.int64) + counts[row]
+            if total.max() > _MAX_COUNT:
+                raise BpmDataError(
+                    f"{name}: the rows of one sequence hold more than {_MAX_COUNT} reads in "
+                    f"one bin together (data row {row} among them, counting rows with reads)"
+                )
+            counts[head] = total
             if split[head] != split[row]:
                 conflicted.add(group)  # as data.py counts: sequences seen under two splits
                 split[head] = max(split[head], split[row])

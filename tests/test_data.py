@@ -127,8 +127,9 @@ def test_named_columns_tsv_gzip_and_parquet(tmp_path):
 
 
 def test_count_columns_sorted_numerically():
-    frame = pd.DataFrame({"x": ["AC", "GT"], "ct_10": [1, 0], "ct_2": [0, 1], "ct_0": [5, 5]})
-    assert read_dataset(frame).bin_names == ("ct_0", "ct_2", "ct_10")
+    order = [10, 2, 0, 5, 1, 9, 3, 8, 4, 7, 6]
+    frame = pd.DataFrame({"x": ["AC", "GT"], **{f"ct_{k}": [1, k] for k in order}})
+    assert read_dataset(frame).bin_names == tuple(f"ct_{k}" for k in range(11))
 
 
 def test_missing_file():
