@@ -16,7 +16,12 @@ log brightness = log t + N(0, 0.5^2), sorted at fixed gates, mutation rate 0.115
 fitted with the flexible link, the affine link without gates and the affine link with
 the simulation's gates (the process the data were drawn from), five seeds at 10^4,
 5 x 10^4 and 10^5 cells: Pearson r and scale (slope of fitted on true entries, zero-mean
-gauge) of both matrices, and the G_I error in kT.
+gauge) of both matrices, the G_I error in kT, and whether the truth lies in the fit's
+95% profile-likelihood intervals (``identifiability``: the CRP and RNAP scales as
+multipliers on the fitted tables, G_I in kT; ``open`` when inside only because a side
+of the interval is open).
+
+    python benchmarks/recovery.py --links --sizes 10000 --seeds 2 --ways flexible,affine+gates
 """
 
 from __future__ import annotations
@@ -89,8 +94,26 @@ def realistic_truth() -> dict:
     return {k: v.detach().double().numpy() for k, v in result.module.get_params().items()}
 
 
-def links(sizes, seeds) -> pd.DataFrame:
-    """The matched/mismatched table of ``--links``."""
+def multiplier(fitted, true) -> float:
+    """The multiplier on the fitted table (zero-mean gauge) nearest the true one: what
+    ``identifiability.energy_scale`` intervals are in."""
+    a = np.asarray(fitted) - np.asarray(fitted).mean(1, keepdims=True)
+    b = np.asarray(true) - np.asarray(true).mean(1, keepdims=True)
+    return float((a * b).sum() / (a * a).sum())
+
+
+def covered(entry: dict, true: float) -> str:
+    """``yes`` / ``no`` whether ``true`` lies in the interval, ``open`` when it does only
+    because a side is open."""
+    low, high = entry["low"], entry["high"]
+    if (low is not None and true < low) or (high is not None and true > high):
+        return "no"
+    return "yes" if low is not None and high is not None else "open"
+
+
+def links(sizes, seeds, labels=("flexible", "affine", "affine+gates")) -> pd.DataFrame:
+    """The matched/mismatched table of ``--links``, with whether the truth lies in each
+    fit's 95% profile intervals (``in_*``: yes, no, or open: inside only by an open side)."""
     truth = realistic_truth()
     rows = []
     for n in sizes:
@@ -98,22 +121,38 @@ def links(sizes, seeds) -> pd.DataFrame:
             table, sim = simulate(LAC, n=n, wild_type=WILD_TYPE, mutation_rate=0.115,
                                   params=truth, noise=0.5, seed=100 + seed)  # fmt: skip
             gates = sim.meta["bin_edges_log_t"]
-            for label, extra in (("flexible", {}), ("affine", {"link": "affine"}),
-                                 ("affine+gates", {"link": "affine", "gates": gates})):  # fmt: skip
+            ways = {"flexible": {}, "affine": {"link": "affine"},
+                    "affine+gates": {"link": "affine", "gates": gates}}  # fmt: skip
+            for label in labels:
                 start = time.perf_counter()
-                result = fit(LAC, table, seed=0, quiet=True, threads=1, **extra)
+                result = fit(LAC, table, seed=0, quiet=True, threads=1, identifiability=True,
+                             **ways[label])  # fmt: skip
                 p = {k: v.detach().double().numpy() for k, v in result.module.get_params().items()}
-                rows.append({
+                found = result.identifiability
+                scales = found["energy_scale"]
+                row = {
                     "n": n, "seed": 100 + seed, "link": label,
                     "r_CRP": pearson(p["G_C"], sim.params["G_C"]),
                     "scale_CRP": slope(p["G_C"], sim.params["G_C"]),
                     "r_RNAP": pearson(p["G_R"], sim.params["G_R"]),
                     "scale_RNAP": slope(p["G_R"], sim.params["G_R"]),
                     "G_I_error_kT": float(p["G_I"]) - sim.params["G_I"],
+                    "in_CRP": covered(scales["G_C"], multiplier(p["G_C"], sim.params["G_C"])),
+                    "in_RNAP": covered(scales["G_R"], multiplier(p["G_R"], sim.params["G_R"])),
+                    "in_G_I": covered(found["profile"]["G_I"], sim.params["G_I"]),
+                    "RNAP_interval": _span(scales["G_R"]),
+                    "at_optimum": found["at_optimum"],
                     "fit_s": time.perf_counter() - start,
-                })  # fmt: skip
+                }  # fmt: skip
+                rows.append(row)
                 print(rows[-1], flush=True)
     return pd.DataFrame(rows)
+
+
+def _span(entry: dict) -> str:
+    low = "open" if entry["low"] is None else f"{entry['low']:.2f}"
+    high = "open" if entry["high"] is None else f"{entry['high']:.2f}"
+    return f"{low}-{high}"
 
 
 def main() -> None:
@@ -125,12 +164,15 @@ def main() -> None:
     parser.add_argument("--links", action="store_true", help="the matched/mismatched table")
     parser.add_argument("--sizes", default="10000,50000,100000", help="cells, with --links")
     parser.add_argument("--seeds", type=int, default=5, help="simulation seeds, with --links")
+    parser.add_argument("--ways", default="flexible,affine,affine+gates", help="with --links")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.links:
         sizes = [int(v) for v in args.sizes.split(",")]
-        frame = links(sizes, range(args.seeds))
+        frame = links(sizes, range(args.seeds), tuple(args.ways.split(",")))
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        inside = frame.melt(["n", "link"], ["in_CRP", "in_RNAP", "in_G_I"], "quantity", "in")
+        print(inside.groupby(["n", "link", "quantity"])["in"].value_counts().unstack(fill_value=0))
         summary = frame.groupby(["n", "link"])[["r_CRP", "scale_CRP", "r_RNAP", "scale_RNAP",
                                                 "G_I_error_kT"]]  # fmt: skip
         print(summary.agg(["mean", "min", "max"]).to_string(float_format=lambda v: f"{v:.3f}"))

@@ -63,7 +63,7 @@ def pinned():
     """Matched process, affine link at the simulation's gates: the scale is pinned."""
     table, sim = simulate(ONE, n=6000, mutation_rate=0.2, seed=0, noise=0.5)
     gates = sim.meta["bin_edges_log_t"]
-    result = fit(ONE, table, seed=0, quiet=True, link="affine", gates=gates)
+    result = fit(ONE, table, seed=0, quiet=True, link="affine", gates=gates, identifiability=True)
     return result, sim
 
 
@@ -95,7 +95,7 @@ def test_summary_json_holds_the_intervals(pinned, tmp_path):
 
 def test_an_unidentified_scale_is_open_and_said_in_words(capsys):
     table, _ = simulate(TWO, n=4000, mutation_rate=0.2, seed=3, noise=0.5)
-    result = fit(TWO, table, seed=0, quiet=False, steps=100)
+    result = fit(TWO, table, seed=0, quiet=False, steps=100, identifiability=True)
     found = result.identifiability
     for name in ("G", "H"):
         entry = found["energy_scale"][name]
@@ -113,29 +113,29 @@ def test_identifiability_off_and_the_command_line_option():
     from bpm.runtime.options import FitOptions, add_arguments, from_arguments
 
     table, _ = simulate(ONE, n=1500, mutation_rate=0.2, seed=1, noise=0.5)
-    result = fit(ONE, table, seed=0, quiet=True, identifiability=False, steps=50, polish=20)
-    assert result.identifiability is None
+    result = fit(ONE, table, seed=0, quiet=True, steps=50, polish=20)
+    assert result.identifiability is None  # off by default
     import argparse
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
+    assert from_arguments(parser.parse_args(["--identifiability", "on"])).identifiability is True
     assert from_arguments(parser.parse_args(["--identifiability", "off"])).identifiability is False
-    assert FitOptions().identifiability is True
+    assert FitOptions().identifiability is False
 
 
 @pytest.mark.slow
 def test_lac_mismatched_flexible_interval_covers_the_true_scale():
     """Issue 12: the flexible link on gated data; its interval must hold the truth."""
     lac = ROOT / "models" / "lac.bpm"
-    real = fit(lac, ROOT / "data" / "lac_sortseq_kinney2010.csv.gz", quiet=True,
-               identifiability=False)  # fmt: skip
+    real = fit(lac, ROOT / "data" / "lac_sortseq_kinney2010.csv.gz", quiet=True)
     truth = {k: v.double().numpy() for k, v in real.module.get_params().items()}
     wild = (ROOT / "data" / "kinney2010" / "wild_type.txt").read_text().strip()
     table, sim = simulate(
         ROOT / "models" / "lac.bpm", n=20000, wild_type=wild, mutation_rate=0.115,
         params=truth, noise=0.5, seed=101,
     )  # fmt: skip
-    result = fit(ROOT / "models" / "lac.bpm", table, seed=0, quiet=True)
+    result = fit(ROOT / "models" / "lac.bpm", table, seed=0, quiet=True, identifiability=True)
     params = result.module.get_params()
     for site in ("G_C", "G_R"):
         entry = result.identifiability["energy_scale"][site]
