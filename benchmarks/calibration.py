@@ -102,6 +102,16 @@ def one_round(
         hess[name] = np.ravel(error / np.asarray(found.standard_errors[name])).tolist()
         boots[name] = np.ravel(error / boot.standard_error(values)).tolist()
     out["hessian"], out["bootstrap"] = hess, boots
+    g_i = boot.values("G_I")
+    out["G_I"] = {
+        "estimate": float(params["G_I"]),
+        "truth": float(sim.params["G_I"]),
+        "se_hessian": float(found.standard_errors["G_I"]),
+        "se_bootstrap": float(boot.standard_error(g_i)),
+        "refits": g_i.tolist(),
+        "gradient_norm": float(result.convergence["gradient_norm"]),
+        "why": found.why,
+    }
     return out
 
 
@@ -149,6 +159,7 @@ def main() -> None:
     p.add_argument("--mutation-rate", type=float, default=0.1)
     p.add_argument("--steps", type=int, help="Adam steps of every fit (default: the fit's)")
     p.add_argument("--jobs", type=int, help="rounds at a time (default: one per CPU)")
+    p.add_argument("--json", help="write every round's numbers to this file")
     p.add_argument("--one-round", nargs=2, metavar=("SEED", "JSON"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one_round:
@@ -174,6 +185,8 @@ def main() -> None:
         truth=truth, mutation_rate=a.mutation_rate, steps=a.steps,
     )  # fmt: skip
     s = found["summary"]
+    if a.json:
+        Path(a.json).write_text(json.dumps(found, indent=1) + "\n")
     seconds = time.perf_counter() - started
     print(f"model {a.model or 'two_sites'}: {a.rounds} rounds, {a.cells} cells, {reads} reads, "
           f"{a.bootstrap} bootstrap refits a round ({seconds:.0f} s)")  # fmt: skip
