@@ -91,7 +91,11 @@ def run_fit(
     else:
         result.save(output, plots=plots, gauge=gauge, wild_type=wild_type)
         if not options.quiet:
-            wrote = f"summary.json, params/, model.py, model.pt{', plots/' if plots else ''}"
+            from pathlib import Path
+
+            source = ", model.bpm" if (Path(output) / "model.bpm").exists() else ""
+            drawn = ", plots/" if plots else ""
+            wrote = f"summary.json, params/, model.py{source}, model.pt{drawn}"
             print(f"wrote {output}/ ({wrote})", file=sys.stderr)
     if not options.quiet:
         test = result.metrics["test"]["I_var_bits"]

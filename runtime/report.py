@@ -17,6 +17,7 @@ import torch
 from . import contract
 from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstrap
 from .fit_directory import replacing
+from .fit_source import RECORD_KEY, source_record
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
 
@@ -182,6 +183,9 @@ def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str
     for stem, frame, index in bootstrap_frames(result, tables):
         _write_both(frame, directory / "params" / stem, info["kT_kcal_per_mol"], index=index)
     (directory / "model.py").write_text(result.source)
+    record = source_record(result)  # what load_fit rebuilds the module from (no code run)
+    if record is not None:
+        (directory / "model.bpm").write_text(record["text"])  # the same source, for people
     torch.save(
         {
             "format": FORMAT,
@@ -192,6 +196,7 @@ def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str
             "summary": info,
             "history": result.history,
             "bin_names": list(result.dataset.bin_names) if result.dataset is not None else None,
+            RECORD_KEY: record,
         },
         directory / "model.pt",
     )

@@ -70,6 +70,7 @@ def test_refit_replaces_the_directory_whole(table, tmp_path, capsys):
     stale.write_text("stale")
     assert main(["fit", SIMPLE, str(table), *TINY, "--no-plots", "-o", str(out)]) == 0
     assert not stale.exists() and (out / "params" / "G_R_kT.csv").exists()
+    assert (out / "model.bpm").read_text() == Path(SIMPLE).read_text()  # the recorded source
     assert (out / "summary.json").read_text() != "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit"]  # no temporary left
 
