@@ -4,7 +4,7 @@ read counts they hold, checked.
 Columns are named (``count_columns``, each once) or found by their prefix (``ct_0``,
 ``ct_1``, ...): two columns for one bin (``ct_1`` and ``ct_01``) and a gap in the
 numbering (``ct_0``, ``ct_2``) are errors, since either usually means a column was
-misnamed or lost. A count column of dates, times or true/false is refused by its type.
+misnamed or lost. A count column of dates, times, true/false or categories is refused by its type.
 Counts must be whole, non-negative numbers; a count, or a row's total, above
 :data:`MAX_READS` (2^53, the largest whole number a float64 holds exactly; more reads
 than any experiment has) is refused with its row instead of wrapping around.
@@ -77,16 +77,16 @@ def _bin(column: str, prefix: str) -> int:
     return int(column[len(prefix) :])
 
 
-def refuse_non_count_types(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
-    """A :class:`BpmDataError` if a count column holds dates, durations, true/false or
-    categories (pandas would turn dates into nanoseconds)."""
+def non_count_types(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """The count columns that hold dates, durations, true/false or categories, with
+    their type (pandas would turn dates into nanoseconds)."""
+    out = {}
     for column in columns:
         dtype = frame[column].dtype
         kind = getattr(dtype, "kind", "O")
         if kind in "mMb" or isinstance(dtype, pd.CategoricalDtype | pd.DatetimeTZDtype):
-            raise BpmDataError(
-                f"count column '{column}' of {name} holds {dtype} values, not read counts"
-            )
+            out[column] = str(dtype)
+    return out
 
 
 def count_values(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
@@ -112,8 +112,14 @@ def check_counts(
     :data:`MAX_READS`) and rows whose reads total more than :data:`MAX_READS` are
     recorded in ``problems`` (a :class:`~bpm.runtime.data.RowProblems`)."""
     limit = MAX_READS if max_count is None else min(int(max_count), MAX_READS)
+    wrong = non_count_types(frame, columns)
+    for column, dtype in wrong.items():
+        problems.column("bad read counts", f"count column '{column}' holds {dtype} values, "
+                        "not read counts")  # fmt: skip
+    usable = [c for c in columns if c not in wrong]
     with np.errstate(invalid="ignore", over="ignore"):
-        raw = count_values(frame, columns)
+        raw = np.zeros((len(frame), len(columns)))
+        raw[:, [list(columns).index(c) for c in usable]] = count_values(frame, usable)
         finite = np.isfinite(raw)
         missing = ~finite  # NaN (missing, not a number) or infinite
         negative = finite & (raw < 0)

@@ -162,3 +162,15 @@ def test_not_a_fit_directory(tmp_path):
         load_fit(tmp_path)
     summary = json.loads((OLD_FIT / "summary.json").read_text())
     assert summary["model"] == "models/lac.bpm"  # what the fallback reads
+
+
+def test_predict_takes_a_data_frame_and_names_bad_letters(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    by_list = predict(OLD_FIT, EXPECTED["sequence"].tolist())
+    pd.testing.assert_frame_equal(predict(OLD_FIT, EXPECTED[["sequence"]]), by_list)
+    pd.testing.assert_frame_equal(predict(OLD_FIT, EXPECTED["sequence"]), by_list)
+    odd = EXPECTED["sequence"][0][:-1] + "é"
+    with pytest.raises(BpmError, match=r"sequence 1 has letters \['é'\] outside the alphabet"):
+        predict(OLD_FIT, [EXPECTED["sequence"][0], odd])
+    lower = predict(OLD_FIT, [s.lower() for s in EXPECTED["sequence"][:3]])
+    assert lower["t"].tolist() == pytest.approx(by_list["t"][:3].tolist())
