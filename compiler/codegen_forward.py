@@ -16,6 +16,7 @@ from .codegen_kinetic import write_kinetic_probabilities, write_log_rates
 from .codegen_layout import natural_code
 from .codegen_verbatim import paste_method
 from .codegen_writer import ModulePrinter, doc_expr
+from .errors import BpmModelError
 
 
 def write_energy_methods(c: Context) -> None:
@@ -123,6 +124,12 @@ def write_output_methods(c: Context) -> None:
     for k, n in enumerate(c.energy_names):
         names[syms[n]] = f"E[..., {k}]"
     exprs = [symbolic.to_sympy(o.expr, syms, pnames) for o in m.outputs]
+    for o, e in zip(m.outputs, exprs, strict=True):
+        if e.has(sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise BpmModelError(
+                f"output '{o.name}' has no finite real value: it reduces to {sympy.sstr(e)}",
+                o.span,
+            )
     used_params = sorted(
         {p.name for p in m.params if any(syms[p.name] in e.free_symbols for e in exprs)}
     )

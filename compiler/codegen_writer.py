@@ -74,7 +74,7 @@ def _escape_control(ch: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` safe inside one line of generated code or a comment: control characters
+    r"""``text`` safe inside one line of generated code or a comment: control characters
     (newlines too) as escapes.
 
     >>> one_line("models/a\nb.bpm")
@@ -103,6 +103,11 @@ class ModulePrinter(TorchPrinter):
         ):
             return float_literal(float(expr))
         return super()._print(expr, **kwargs)
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        """Whole numbers beyond 2^53 (``1e38``) as floats: torch refuses ints past int64."""
+        value = int(expr)
+        return float_literal(value) if abs(value) > 2**53 else str(value)
 
     def _print_Float(self, expr: sympy.Float) -> str:
         """Every double-precision digit (sympy's default prints 15)."""
