@@ -94,7 +94,8 @@ def identifiability(result, *, names=None, processes: int | None = None) -> dict
 
 def summarize(target: Target, found: dict, kT: float) -> dict:
     """One quantity's entry: ``estimate``, ``low``, ``high`` (None: open), why each side
-    ended, the profile's lowest point, the search limits and the points evaluated."""
+    ended, the profile's lowest point, the search limits, the points evaluated, and
+    whether the refit at the estimate settled."""
     ends = interval(found["points"])
     low_nll = ends["minimum_nll"]
     entry = {
@@ -112,6 +113,7 @@ def summarize(target: Target, found: dict, kT: float) -> dict:
         "points": [[v, n - low_nll] for v, n in sorted(found["points"])],
         "rise_nats": HALF_CHI2_95,
         "refit_iterations": found["iterations"],
+        "settled_at_estimate": found["settled"],
     }
     if target.kind == "energy":
         for key in ("estimate", "low", "high"):

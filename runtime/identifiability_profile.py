@@ -6,11 +6,12 @@ or pairwise table, all times ``m``; the offset free), or a learned scalar energy
 value in kT. :class:`Profile` holds the quantity at a value and refits everything
 else, the module's other parameters and the measurement process, on the training
 reads: float64 L-BFGS (:class:`~bpm.runtime.optimizers.LBFGS` run by
-:func:`~bpm.runtime.train.run_stage`, the training NLL as its check, so a refit never
-ends above where it started), a few iterations from the neighbouring point's state.
-:func:`walk` steps outward from the estimate until the profile has risen past the 95%
-level, aiming by the secant of the signed root deviance ``sqrt(2 dNLL)`` (linear in the
-value for a quadratic profile), and :func:`interval` solves for the crossings.
+:func:`~bpm.runtime.train.run_stage`, stopped when the training NLL stalls, as a fit run
+to the training optimum stops), at most :data:`POINT_ITERATIONS` iterations from the
+neighbouring point's state. :func:`walk` steps outward from the estimate until the
+profile has risen past the 95% level, aiming by the secant of the root deviance
+``sqrt(2 dNLL)`` (linear in the value for a quadratic profile), and :func:`interval`
+solves for the crossings.
 """
 
 from __future__ import annotations

@@ -33,10 +33,11 @@ TWO = TWO.replace("bound : G", "bound : G + H")
 
 
 def truth_multiplier(fitted, true) -> float:
-    """The multiplier on the fitted table (zero-mean gauge) nearest the true one."""
+    """The true size in multiples of the fitted table (zero-mean gauge): 1 / the slope of
+    fitted on true entries."""
     a = fitted - fitted.mean(1, keepdims=True)
     b = true - true.mean(1, keepdims=True)
-    return float((a * b).sum() / (a * a).sum())
+    return float((b * b).sum() / (a * b).sum())
 
 
 def test_interval_of_a_quadratic_profile_is_exact():
