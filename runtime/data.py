@@ -110,8 +110,10 @@ def check_sequences(
         problems.column("bad sequences", text + "(read it as strings: dtype=str)")
         return np.full(len(values), "", dtype=object), length or 0
     missing = values.isna().to_numpy()
-    text = values.astype(object).where(~missing, "").map(str).str.strip()
-    seqs = text.str.translate(spelling(alphabet)).to_numpy(object)
+    table = spelling(alphabet)
+    pairs = zip(values.tolist(), missing, strict=True)
+    texts = ["" if gone else str(v).strip().translate(table) for v, gone in pairs]
+    seqs = np.array(texts, dtype=object)
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     if length is None:
         found, freq = np.unique(lengths[~missing], return_counts=True)
@@ -135,13 +137,14 @@ def check_split(
     """Split labels (any of :data:`SPLIT_ALIASES`, any case) as ``uint8`` codes (index
     into :data:`SPLITS`, 0 where bad); other labels are recorded in ``problems``."""
     missing = values.isna().to_numpy()
-    raw = values.astype(object).where(~missing, "").map(str).str.strip().str.lower()
-    labels = raw.map(SPLIT_ALIASES)
-    bad = labels.isna().to_numpy()
+    pairs = zip(values.tolist(), missing, strict=True)
+    raw = ["" if gone else str(v).strip().lower() for v, gone in pairs]
+    codes = [SPLIT_CODE.get(SPLIT_ALIASES.get(label, ""), -1) for label in raw]
+    bad = np.array(codes, dtype=np.int64) < 0 if codes else np.zeros(0, dtype=bool)
     text = f"split column '{literal(column)}' has values {{values}} in {{rows}}; "
     text += f"expected one of {sorted(SPLIT_ALIASES)}"
-    problems.add("bad split labels", text, bad, first_row, raw[bad].tolist())
-    return labels.map(SPLIT_CODE).fillna(0).to_numpy(dtype=np.uint8)
+    problems.add("bad split labels", text, bad, first_row, [raw[i] for i in np.flatnonzero(bad)])
+    return np.array([max(c, 0) for c in codes], dtype=np.uint8)
 
 
 def random_split(n: int, fractions: Sequence[float], seed: int) -> tuple[np.ndarray, str]:
@@ -326,6 +329,9 @@ def read_dataset(
                "count_columns": count_columns, "count_prefix": count_prefix,
                "split_column": split_column}  # fmt: skip
     problems = RowProblems()
+    twice = sorted({c for c in df.columns[df.columns.duplicated()]})
+    if twice:
+        raise BpmDataError(f"{name} has two or more columns named {twice[:5]}")
     state, (counts, seqs, split) = check_rows(df, name, options, problems)
     columns, split_column, length = state
     if len(df) == 0 and not problems.columns_bad():

@@ -159,6 +159,12 @@ def test_two_columns_for_one_bin_are_refused():
         read_dataset(frame(ct_01=[0] * 6, ct_1=[1] * 6))
 
 
+def test_columns_named_twice_in_a_frame_are_refused():
+    table = pd.concat([frame(), frame()[["ct_1"]]], axis=1)
+    with pytest.raises(BpmDataError, match=r"two or more columns named \['ct_1'\]"):
+        read_dataset(table)
+
+
 def test_a_gap_in_the_bin_numbers_is_reported():
     table = frame().rename(columns={"ct_1": "ct_2"})
     with pytest.raises(BpmDataError, match="skip 1 bin.*ct_1 not in the table.*--counts"):
