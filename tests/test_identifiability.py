@@ -126,6 +126,11 @@ def test_identifiability_off_and_the_command_line_option():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12, open: at 20,000 cells (seed 101) the flexible link's RNAP interval "
+    "ends at 1.22 times the fitted table, the truth is at 1.25 (2026-12-02, docs/simulation.md)",
+)
 def test_lac_mismatched_flexible_interval_covers_the_true_scale():
     """Issue 12: the flexible link on gated data; its interval must hold the truth."""
     lac = ROOT / "models" / "lac.bpm"
