@@ -118,7 +118,8 @@ def refit_options(result, options: FitOptions) -> FitOptions:
     fitted values (natural units), one full-batch fit, one thread, quiet.
 
     When the fit runs to the training optimum (``stop="training"``) the estimate is that
-    optimum, and a refit goes straight to the polish (one Adam step): Adam's job, finding
+    optimum, and a refit goes straight to the polish (one Adam step; unless there is no
+    polish, ``polish=0``): Adam's job, finding
     the basin from a cold start, is done by the warm start, and a whole one-cycle
     schedule from it can throw a refit into another basin (on the calibration
     benchmark's rounds some refits of G_I = -3 kT fits landed at -9 to -12 kT)."""
@@ -128,7 +129,7 @@ def refit_options(result, options: FitOptions) -> FitOptions:
         for name, value in module.get_params().items()
         if name in contract.learned_names(module)
     }
-    straight = {"steps": 1} if options.stop == "training" else {}
+    straight = {"steps": 1} if options.stop == "training" and options.polish > 0 else {}
     return options.replace(
         init=warm, bootstrap=0, starts=1, mode="full", processes=1, threads=1, quiet=True,
         **straight,

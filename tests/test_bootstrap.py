@@ -72,3 +72,20 @@ def test_bootstrap_is_not_a_minibatch_option():
     from bpm.runtime.options import FitOptions
 
     assert "bootstrap" in FitOptions(bootstrap=2, given=frozenset({"bootstrap"})).notes("stream")[0]
+
+
+def test_refits_start_at_the_fit_and_go_straight_to_a_training_polish():
+    from types import SimpleNamespace
+
+    from bpm.runtime.bootstrap import refit_options
+    from bpm.runtime.contract import learned_names, resolve_model
+    from bpm.runtime.options import FitOptions
+
+    module = resolve_model(LAC)[0]()
+    fitted = SimpleNamespace(module=module)
+    straight = refit_options(fitted, FitOptions(stop="training", polish=100, bootstrap=4))
+    assert straight.steps == 1 and straight.bootstrap == 0 and straight.mode == "full"
+    assert set(straight.init) == set(learned_names(module))
+    assert np.array_equal(straight.init["G_C"], module.get_params()["G_C"].double().numpy())
+    assert refit_options(fitted, FitOptions(stop="validation", bootstrap=4)).steps is None
+    assert refit_options(fitted, FitOptions(stop="training", polish=0)).steps is None
