@@ -174,3 +174,42 @@ def test_predict_takes_a_data_frame_and_names_bad_letters(monkeypatch):
         predict(OLD_FIT, [EXPECTED["sequence"][0], odd])
     lower = predict(OLD_FIT, [s.lower() for s in EXPECTED["sequence"][:3]])
     assert lower["t"].tolist() == pytest.approx(by_list["t"][:3].tolist())
+
+
+def test_a_new_fit_records_its_source_and_runs_nothing_on_load(tmp_path, monkeypatch):
+    from bpm.runtime import fit
+    from bpm.runtime.simulate import simulate
+
+    table, _ = simulate(SIMPLE, n=400, bins=3, seed=2)
+    # a split column with training and test only: validation is carved from training
+    table["set"] = ["test" if k % 5 == 0 else "training" for k in range(len(table))]
+    result = fit(str(SIMPLE), table, steps=2, polish=0, quiet=True)
+    assert result.data_summary["validation_carved"]["from"] == "training"
+    out = result.save(tmp_path / "fit", plots=False)
+    saved = torch.load(out / "model.pt", weights_only=True)
+    assert saved[RECORD_KEY]["text"] == SIMPLE.read_text()
+    assert (out / "model.bpm").read_text() == SIMPLE.read_text()
+    marker = tmp_path / "ran.txt"
+    planted(out, marker)
+    monkeypatch.chdir(tmp_path)  # nowhere near the model file: the record is enough
+    seqs = table["x"][:5].tolist()
+    pd.testing.assert_frame_equal(load_fit(out).predict(seqs), result.predict(seqs))
+    assert not marker.exists()
+
+
+def test_a_fit_without_test_rows_writes_valid_json(tmp_path):
+    from bpm.runtime import fit
+    from bpm.runtime.simulate import simulate
+
+    table, _ = simulate(SIMPLE, n=300, bins=3, seed=4)
+    table["set"] = ["validation" if k % 4 == 0 else "training" for k in range(len(table))]
+    result = fit(str(SIMPLE), table, steps=2, polish=0, quiet=True)
+    out = result.save(tmp_path / "fit", plots=False)
+
+    def no_nan(word):
+        raise AssertionError(f"summary.json holds {word}")
+
+    info = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
+    assert info["metrics"]["test"] == {"nll": None, "I_var_bits": None}
+    assert info["data_validation"]["empty_splits"] == ["test"]
+    assert "no test rows: the test metrics are null" in info["data_validation"]["notes"]
