@@ -263,3 +263,13 @@ def test_the_docs_binary_model_fits_its_own_simulated_file(tmp_path, alphabet):
     assert sorted(d.sequences) == sorted(set(table["x"][table.filter(like="ct_").sum(axis=1) > 0]))
     result = fit(model, str(path), steps=3, polish=0, quiet=True)
     assert np.isfinite(result.metrics["validation"]["nll"])
+
+
+@pytest.mark.parametrize("name", ["letters", "row_problems"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"bpm.runtime.{name}")
+    failed, tried = doctest.testmod(module)
+    assert tried > 0 and failed == 0
