@@ -98,9 +98,14 @@ def run_fit(
             wrote = f"summary.json, params/, model.py{source}, model.pt{drawn}"
             print(f"wrote {output}/ ({wrote})", file=sys.stderr)
     if not options.quiet:
-        test = result.metrics["test"]["I_var_bits"]
-        print(f"fit {result.steps} steps in {result.wall_seconds:.1f} s; "
-              f"test I_var = {test:.3f} bits", file=sys.stderr)  # fmt: skip
+        test = result.metrics["test"]
+        shown = f"test I_var = {test['I_var_bits']:.3f} bits"
+        if "I_pred_bits" in test:
+            shown += f", I_pred = {test['I_pred_bits']:.3f} bits"
+        if "R2" in test:
+            shown += f", R2 = {test['R2']:.3f}"
+        print(f"fit {result.steps} steps in {result.wall_seconds:.1f} s; {shown}",
+              file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
 
@@ -141,7 +146,7 @@ def run_predict(
 
 def fit_from_arguments(args: argparse.Namespace) -> int:
     """``bpm fit``'s parsed flags to :func:`run_fit`."""
-    from bpm.runtime.options import from_arguments
+    from bpm.runtime.option_flags import from_arguments
 
     model = check_model(args.model, args.output)
     args.init = resolve_init(args.init, model)
@@ -160,7 +165,7 @@ def fit_from_arguments(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``fit`` and ``predict`` to the ``bpm`` command's subparsers."""
-    from bpm.runtime.options import add_arguments
+    from bpm.runtime.option_flags import add_arguments
 
     p = subparsers.add_parser(
         "fit",

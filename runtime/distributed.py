@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .options import FitOptions, add_arguments, from_arguments
+from .option_flags import add_arguments, from_arguments
+from .options import FitOptions
 from .sources import Comm
 
 

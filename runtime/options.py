@@ -8,7 +8,6 @@ silence; a name that is no option is an error.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
 from collections.abc import Mapping
@@ -16,16 +15,19 @@ from dataclasses import dataclass, field, fields
 
 from bpm.compiler.errors import BpmError
 
-from .option_values import parse_gates, parse_init
-
 MODES = ("auto", "full", "stream", "distributed")
 LINKS = ("flexible", "affine")
+#: Measurement kinds (:mod:`bpm.runtime.observations`) and the two readings of a count pair.
+KINDS = ("sortseq", "continuous", "counts")
+PAIRS = ("separate", "nested")
+#: Noise models of the continuous measurement (:mod:`bpm.runtime.measurement_continuous`).
+NOISES = ("skewt", "gaussian", "cauchy")
 #: Where the L-BFGS polish stops: on the validation reads (an early-stopped estimate) or
 #: at the training optimum (maximum likelihood; docs/fitting.md, "Training").
 STOPS = ("validation", "training")
 #: Options that only the full-batch path uses, and those only minibatches use.
 FULL_ONLY = ("bootstrap",)
-STREAM_ONLY = ("batch_size", "block_rows", "epochs", "val_rows", "cache_dir")
+STREAM_ONLY = ("block_rows", "val_rows", "cache_dir")
 
 
 @dataclass
@@ -84,15 +86,23 @@ class FitOptions:
         (it keeps its best validated state and stops after 3 checks without improvement:
         an early-stopped estimate).
 
-    Minibatches (``stream``, ``distributed``)
-        ``batch_size`` rows a step in blocks of ``block_rows`` contiguous rows;
+    Minibatches (``stream``, ``distributed``, and full batch for training splits of
+    100,000 rows or more, whose Adam stage steps through them in memory)
+        ``batch_size`` rows a step (streamed: in blocks of ``block_rows`` contiguous rows);
+        ``epochs`` passes (full batch default 40);
         validation on the first ``val_rows`` validation rows; ``cache_dir`` for the
         encoded store (default: beside the data file).
 
+    Continuous measurements
+        ``noise``: the noise of a continuous score around its prediction, ``skewt``
+        (default), ``gaussian`` or ``cauchy`` (:mod:`bpm.runtime.measurement_continuous`).
+
     The data
-        ``data_options``: columns and split, passed to
-        :func:`bpm.runtime.data.read_dataset` (``sequence_column``, ``count_columns``,
-        ``count_prefix``, ``split_column``, ``split_fractions``).
+        ``data_options``: the measurement kind, columns and split, passed to
+        :func:`bpm.runtime.observations.read_observations` (``measurement``: ``auto``,
+        ``sortseq``, ``continuous`` or ``counts``; ``sequence_column``,
+        ``count_columns``, ``count_prefix``, ``y_column``, ``dy_column``, ``pair``,
+        ``split_column``, ``split_fractions``).
     """
 
     mode: str = "auto"
@@ -115,6 +125,7 @@ class FitOptions:
     gates: tuple[float, ...] | None = None
     learn_slope: bool = False
     hidden: int = 2
+    noise: str = "skewt"
     transform: str = "auto"
     steps: int | None = None
     lr: float = 0.07
@@ -164,6 +175,8 @@ class FitOptions:
                                "(--link affine)")  # fmt: skip
             if any(b <= a for a, b in zip(self.gates, self.gates[1:], strict=False)):
                 raise BpmError(f"gates must increase, got {list(self.gates)}")
+        if self.noise not in NOISES:
+            raise BpmError(f"noise must be one of {list(NOISES)}, not {self.noise!r}")
         if self.transform not in ("auto", "log", "identity"):
             raise BpmError(f"transform must be auto, log or identity, not {self.transform!r}")
         for name in ("steps", "eval_every", "epochs"):
@@ -220,156 +233,3 @@ class FitOptions:
 def _default(name: str):
     f = FitOptions.__dataclass_fields__[name]
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-# ---------------------------------------------------------------- the command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The fit options as command-line flags (``bpm fit`` and ``bpm.runtime.distributed``).
-
-    Every flag defaults to None (not given), so the record's defaults stay the only ones.
-    """
-    add = parser.add_argument
-    add("--seed", type=int, help="the fit's seed (default 0)")
-    add("--device", help="cpu (default) or cuda")
-    add("--threads", type=int, help="CPU threads per process (default 1)")
-    add("--starts", type=int, help="fits from several starts, the best kept (default 1)")
-    add("--bootstrap", type=int, metavar="N", help="N bootstrap refits: errors, intervals")
-    add(
-        "--identifiability",
-        choices=("on", "off"),
-        help="profile-likelihood intervals of energy scales and scalar energies (default off)",
-    )
-    add("--steps", type=int, help="Adam steps (default 200 full batch; minibatch: by epochs)")
-    add(
-        "--stop",
-        choices=STOPS,
-        help="training (default): polish to the training optimum (maximum likelihood); "
-        "validation: stop when the validation NLL stops improving (early-stopped)",
-    )
-    add("--lr", type=float, help="peak learning rate (default 0.07)")
-    add("--patience", type=int, help="stop after this many checks without improvement (6)")
-    add("--eval-every", type=int, help="steps between validation checks (default 10 / 200)")
-    add("--polish", type=int, help="most L-BFGS iterations after Adam (default 1000; 0: none)")
-    add("--hidden", type=int, help="tanh units in the flexible measurement link (default 2)")
-    add(
-        "--link", choices=LINKS, help="flexible (default) or affine: log brightness linear in log t"
-    )
-    add(
-        "--gates",
-        metavar="G1,G2,...|FILE",
-        help="the sort's inner bin boundaries in natural-log brightness (with --link affine)",
-    )
-    add(
-        "--learn-slope",
-        action="store_true",
-        default=None,
-        help="learn the affine link's slope b instead of holding it at 1",
-    )
-    add("--model-output", dest="output", help="the model output to fit (default: t)")
-    add(
-        "--init",
-        action="append",
-        metavar="NAME=VALUE",
-        help="starting value of a parameter in natural units (repeatable)",
-    )
-    add(
-        "--fix",
-        action="append",
-        metavar="NAME",
-        help="hold a parameter at its starting value (repeatable; with --init: a profile)",
-    )
-    add(
-        "--stream",
-        action="store_true",
-        default=None,
-        help="minibatches from a memory-mapped encoded store (automatic for big files)",
-    )
-    add(
-        "--distributed",
-        type=int,
-        metavar="N",
-        dest="processes",
-        help="N local processes with DistributedDataParallel (implies --stream)",
-    )
-    add("--batch-size", type=int, help="rows per minibatch step (default 8192)")
-    add("--epochs", type=int, help="passes over the training rows (minibatches)")
-    add("--cache-dir", help="where to keep the encoded store (default: beside DATA)")
-    add("--quiet", action="store_true", default=None, help="no progress bar")
-    add("--sequence-column", help="the sequence column (default x)")
-    add(
-        "--counts",
-        help="count columns in bin order, dimmest bin first, comma-separated "
-        "(default ct_0, ct_1, ...: ct_0 the dimmest)",
-    )
-    add("--count-prefix", help="prefix of the count columns (default ct_)")
-    add(
-        "--no-carve-validation",
-        dest="carve_validation",
-        action="store_false",
-        default=None,
-        help="refuse a table with training and test rows but no validation rows "
-        "(default: a seeded 25%% of training becomes validation, said in summary.json)",
-    )
-    add(
-        "--split-column",
-        help="column with training/validation/test (default set; absent: random 60/20/20)",
-    )
-
-
-def from_arguments(args: argparse.Namespace) -> FitOptions:
-    """The :class:`FitOptions` of parsed :func:`add_arguments` flags (only those given)."""
-    values = {}
-    for name in (
-        "seed",
-        "device",
-        "threads",
-        "steps",
-        "lr",
-        "patience",
-        "eval_every",
-        "polish",
-        "hidden",
-        "output",
-        "processes",
-        "batch_size",
-        "epochs",
-        "cache_dir",
-        "quiet",
-        "link",
-        "learn_slope",
-        "starts",
-        "bootstrap",
-        "stop",
-    ):
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    if getattr(args, "identifiability", None) is not None:
-        values["identifiability"] = args.identifiability == "on"
-    if getattr(args, "stream", None):
-        values.setdefault("mode", "stream")
-    if values.get("processes") in (0, 1):
-        values.pop("processes")
-    if getattr(args, "gates", None):
-        values["gates"] = parse_gates(args.gates)
-    if getattr(args, "init", None):
-        values["init"] = parse_init(args.init)
-    if getattr(args, "fix", None):
-        values["fix"] = tuple(args.fix)
-    data = {}
-    for flag, key in (
-        ("sequence_column", "sequence_column"),
-        ("count_prefix", "count_prefix"),
-        ("split_column", "split_column"),
-    ):
-        if getattr(args, flag, None) is not None:
-            data[key] = getattr(args, flag)
-    if getattr(args, "carve_validation", None) is False:
-        data["carve_validation"] = False
-    if getattr(args, "counts", None) is not None:
-        data["count_columns"] = [c.strip() for c in args.counts.split(",") if c.strip()]
-    if data:
-        values["data_options"] = data
-    return FitOptions.build(**values)

@@ -127,7 +127,7 @@ def test_every_subcommand_is_registered():
 
 
 def _fit_args(*flags: str):
-    from bpm.runtime.options import from_arguments
+    from bpm.runtime.option_flags import from_arguments
 
     args = build_parser().parse_args(["fit", LAC, "data.csv", *flags])
     return args, from_arguments(args)

@@ -121,8 +121,8 @@ def test_one_output_rule():
 def test_unknown_options_are_errors_and_unused_ones_are_reported():
     with pytest.raises(BpmError, match="unknown fit option"):
         FitOptions.build(stepz=3)
-    options = FitOptions.build(polish=50, batch_size=1024)
-    assert any("batch_size" in note for note in options.notes("full"))
+    options = FitOptions.build(polish=50, block_rows=1024)
+    assert any("block_rows" in note for note in options.notes("full"))
     assert options.notes("stream") == []  # the minibatch path polishes too
     assert FitOptions.build().notes("full") == []
 
@@ -186,7 +186,7 @@ def test_a_fit_says_whether_it_converged(table, tmp_path):
 def test_gates_from_a_list_a_file_or_a_truth_file(tmp_path):
     import json
 
-    from bpm.runtime.options import parse_gates
+    from bpm.runtime.option_values import parse_gates
 
     assert parse_gates("-1, 0.5,2") == (-1.0, 0.5, 2.0)
     listed = tmp_path / "gates.txt"

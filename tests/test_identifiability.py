@@ -111,7 +111,8 @@ def test_an_unidentified_scale_is_open_and_said_in_words(capsys):
 
 
 def test_identifiability_off_and_the_command_line_option():
-    from bpm.runtime.options import FitOptions, add_arguments, from_arguments
+    from bpm.runtime.option_flags import add_arguments, from_arguments
+    from bpm.runtime.options import FitOptions
 
     table, _ = simulate(ONE, n=1500, mutation_rate=0.2, seed=1, noise=0.5)
     result = fit(ONE, table, seed=0, quiet=True, steps=50, polish=20)
