@@ -61,7 +61,9 @@ class Dataset:
 
     ``codes`` is ``uint8[N, L]`` (index into ``alphabet``), ``counts`` is ``int64[N, B]``
     (reads per bin, bins in order), ``split`` is a string array of ``training``,
-    ``validation`` or ``test``.
+    ``validation`` or ``test``. ``kind`` is the measurement: ``sortseq``; ``counts`` (a
+    count pair, ``counts`` its two columns) or ``continuous`` (``counts`` is float
+    ``[N, 3]``: weight 1, ``y``, ``dy``), read by :mod:`bpm.runtime.observations`.
     """
 
     sequences: np.ndarray
@@ -71,6 +73,7 @@ class Dataset:
     alphabet: str
     bin_names: tuple[str, ...]
     summary: dict = field(default_factory=dict)
+    kind: str = "sortseq"
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -304,6 +307,7 @@ def read_dataset(
     split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
     carve_validation: bool = True,
+    name: str | None = None,
 ) -> Dataset:
     """Read, check and encode a sort-seq count table.
 
@@ -314,12 +318,12 @@ def read_dataset(
     from ``seed``. A split column with no validation rows gets validation rows drawn
     from training (:func:`draw_validation`, recorded in the summary) unless
     ``carve_validation=False``. Without ``length``, sequences must have the most common
-    length.
+    length. ``name`` is what messages call a DataFrame source.
     """
     if isinstance(source, Dataset):
         return source
     if isinstance(source, pd.DataFrame):
-        name, df = "<DataFrame>", source.reset_index(drop=True)
+        name, df = name or "<DataFrame>", source.reset_index(drop=True)
         df.columns = [str(c) for c in df.columns]
     else:
         name = str(source)

@@ -22,6 +22,8 @@ from bpm.compiler.errors import BpmError
 from .fit_source import import_source, rebuild
 from .measurement import OrdinalMeasurement
 from .measurement_affine import AffineMeasurement
+from .measurement_continuous import ContinuousMeasurement
+from .measurement_counts import CountPairMeasurement
 from .predict import predictions, read_sequences
 from .report import FORMAT, SPLIT_KEYS
 from .result import FitResult
@@ -138,14 +140,19 @@ def _result(saved: dict, module, measurement, rebuilt) -> FitResult:
 
 def build_measurement(config: dict):
     """The measurement process a saved ``measurement_config`` describes: its ``kind``
-    names the class (``affine``: :class:`AffineMeasurement`); configs without one were
-    written for the flexible :class:`OrdinalMeasurement`."""
+    names the class (``affine``: :class:`AffineMeasurement`; ``continuous``:
+    :class:`ContinuousMeasurement`; ``counts``: :class:`CountPairMeasurement`); configs
+    without one were written for the flexible :class:`OrdinalMeasurement`."""
     config = dict(config)
     kind = config.pop("kind", "flexible")
     if kind == "affine":
         return AffineMeasurement(**config)
     if kind == "flexible":
         return OrdinalMeasurement(**config)
+    if kind == "continuous":
+        return ContinuousMeasurement(**config)
+    if kind == "counts":
+        return CountPairMeasurement(**config)
     raise BpmError(f"unknown measurement process kind {kind!r} in model.pt")
 
 

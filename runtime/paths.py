@@ -10,32 +10,32 @@ its share (:mod:`~bpm.runtime.distributed`).
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from bpm.compiler.errors import BpmError
 
 from . import contract
 from .contract import resolve_model
-from .data import SPLITS, read_dataset
-from .optimizers import LBFGS, STALL_NATS, AdamOneCycle
+from .data import SPLITS, Dataset
+from .measurement_kinds import prediction_metrics, split_entropy, start_for
+from .observations import describe, file_kind, read_observations
+from .optimizers import AdamOneCycle
 from .options import FitOptions
+from .polish import polish, polish_store, trainable
 from .result import FitResult
-from .sources import Comm, FullBatch, Minibatches, StoreBatch, store_chunks, tensor_chunks
-from .start import hold, pin_consensus, start_measurement, start_module
+from .sources import Comm, FullBatch, Minibatches, ShuffledRows, store_chunks, tensor_chunks
+from .start import hold, pin_consensus, start_module
 from .train import (
     Joint,
     convergence,
     deterministic,
     evaluate,
     gradient_norm,
-    in_float64,
     not_converged_note,
     run_stage,
 )
@@ -43,6 +43,10 @@ from .train import (
 #: Full-batch defaults that FitOptions leaves to the path (None there).
 FULL_STEPS = 200
 FULL_EVAL_EVERY = 10
+#: Training splits this large are stepped through in minibatches by Adam, in memory.
+MINIBATCH_ROWS = 100_000
+MINIBATCH_EPOCHS = 40
+MINIBATCH_LR = 0.02
 STREAM_EVAL_EVERY = 200
 
 
@@ -72,6 +76,10 @@ def fit_in_process(model, data, options: FitOptions, *, path: str, comm: Comm | 
     with deterministic(options.seed, options.threads if device == "cpu" else None):
         module = cls().to(device)
         fitted = run(module, output, data, data_options, options, comm)
+    for note in fitted.get("notes", []):
+        notes = [*notes, note]
+        if not options.quiet and comm.rank == 0:
+            print(f"note: {note}", file=sys.stderr)
     converged = convergence(fitted["stages"], fitted["gradient_norm"])
     if not converged["converged"]:
         note = not_converged_note(converged)
@@ -100,32 +108,28 @@ def fit_in_process(model, data, options: FitOptions, *, path: str, comm: Comm | 
 
 
 def _full_batch(module, output, data, data_options, options, comm) -> dict:
-    dataset = read_dataset(data, **data_options)
+    dataset = read_observations(data, **data_options)
+    if not options.quiet and comm.rank == 0:
+        print(f"measurement: {describe(dataset.summary)}", file=sys.stderr)
     sizes = dataset.sizes()
     _need_training_and_validation(sizes)
     device = options.device
     tensors = {s: split_tensors(dataset, s, device) for s in SPLITS}
+    entropies = {s: split_entropy(dataset.kind, tensors[s][1], options.seed) for s in SPLITS}
     train = dataset.subset("training")
-    joint, held, hooks = _start(
-        module,
-        output,
-        options,
-        train.codes,
-        train.counts,
-        tensors["training"][0],
-        tensors["training"][1].sum(0),
-    )
-    steps = options.steps or FULL_STEPS
-    batches = FullBatch(*tensors["training"], steps)
+    x_train, obs_train = tensors["training"]
+    joint, held, hooks = _start(module, output, options, train, x_train, obs_train, dataset.kind)
+    batches, adam = _adam_batches(joint, x_train, obs_train, entropies["training"], options)
     history: list[dict] = []
+    val_chunks = tensor_chunks(*tensors["validation"])
     stages = [
         _adam_stage(
             joint,
-            options,
+            adam,
             batches,
-            steps,
-            options.eval_every or FULL_EVAL_EVERY,
-            lambda: evaluate(joint, tensor_chunks(*tensors["validation"])),
+            batches.steps,
+            adam.eval_every,
+            lambda: evaluate(joint, val_chunks, entropy=entropies["validation"]),
             history,
         )
     ]
@@ -139,20 +143,55 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
                 history,
                 start=stages[0].iterations,
                 stop=options.stop,
+                entropies=(entropies["training"], entropies["validation"]),
             )
         )
     grad = _finish(joint, held, hooks, tensor_chunks(*tensors["training"]))
-    metrics = {s: evaluate(joint, tensor_chunks(*tensors[s])) for s in SPLITS}
+    metrics = {
+        s: evaluate(joint, tensor_chunks(*tensors[s]), entropy=entropies[s])
+        | prediction_metrics(joint, *tensors[s], seed=options.seed)
+        for s in SPLITS
+    }
     return {
         "measurement": joint.measurement,
         "metrics": metrics,
         "history": history,
         "stages": stages,
         "gradient_norm": grad,
+        "notes": getattr(batches, "notes", []),
         "summary": dataset.summary,
         "sizes": sizes,
         "dataset": dataset,
     }
+
+
+def _adam_batches(joint, x, obs, entropy, options: FitOptions):
+    """The Adam stage's batches in memory and the options it runs with: the whole
+    training split at every step (``FULL_STEPS``), or for a split of
+    ``MINIBATCH_ROWS`` rows or more (unless ``steps`` is given) shuffled minibatches of
+    ``batch_size`` rows for ``epochs`` passes (``MINIBATCH_EPOCHS``), at learning rate
+    ``MINIBATCH_LR`` unless one is given, checked once an epoch. On the 477,854 GB1
+    training sequences an epoch of minibatches costs about what two full-batch steps
+    cost and gains far more (docs/continuous.md)."""
+    if len(x) < MINIBATCH_ROWS or options.steps is not None:
+        steps = options.steps or FULL_STEPS
+        norm = float(joint.measurement.weight(obs).sum())
+        batches = FullBatch(x, obs, steps, norm, entropy)
+        batches.notes = [
+            f"option {name}={getattr(options, name)!r} does not apply to a full-batch fit "
+            f"of {len(x)} training rows (minibatches from {MINIBATCH_ROWS:,} rows, unless "
+            "steps is given); ignored"
+            for name in ("batch_size", "epochs")
+            if name in options.given and getattr(options, name) != FitOptions().__dict__[name]
+        ]
+        return batches, options.replace(eval_every=options.eval_every or FULL_EVAL_EVERY)
+    batches = ShuffledRows(
+        x, obs, batch_size=options.batch_size, epochs=options.epochs or MINIBATCH_EPOCHS,
+        seed=options.seed, weight=joint.measurement.weight, entropy=entropy,
+    )  # fmt: skip
+    every = options.eval_every or batches.steps_per_epoch
+    lr = options.lr if "lr" in options.given else MINIBATCH_LR
+    return batches, options.replace(eval_every=every, lr=lr)
 
 
 def _minibatch(module, output, data, data_options, options, comm) -> dict:
@@ -160,6 +199,13 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
 
     if isinstance(data, Store):
         store = data
+    elif file_kind(data, data_options) != "sortseq":
+        raise BpmError(
+            "continuous and count-pair measurements are fitted full batch (in memory); "
+            "streaming minibatches (--stream, --distributed, files over "
+            "BPM_STREAM_THRESHOLD_BYTES) read sort-seq tables only so far: leave out --stream "
+            "and --distributed (BPM_STREAM=0 forces a big file into memory)"
+        )
     else:
         store = encode_file(
             data, cache_dir=options.cache_dir, quiet=options.quiet or comm.rank != 0, **data_options
@@ -177,15 +223,12 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         comm=comm,
         device=device,
     )
-    joint, held, hooks = _start(
-        module,
-        output,
-        options,
-        batches.sample_codes,
-        batches.sample_counts.astype(np.int64),
-        batches.sample,
-        torch.tensor(batches.bin_totals, dtype=torch.float32),
-    )
+    sample = Dataset(
+        np.array([]), batches.sample_codes, batches.sample_counts.astype(np.int64),
+        np.array([]), store.alphabet, tuple(store.bin_names),
+    )  # fmt: skip
+    totals = torch.tensor(batches.bin_totals, dtype=torch.float32)[None, :]
+    joint, held, hooks = _start(module, output, options, sample, batches.sample, totals)
     trained = joint
     if comm.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -248,100 +291,24 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
     }
 
 
-def polish(
-    joint: Joint, train, val, iterations: int, history: list, start: int = 0, stop="validation"
-):
-    """At most ``iterations`` L-BFGS iterations in float64 on the full training batch
-    (``train`` and ``val`` are ``(codes, counts)`` tensors), from the current state.
-
-    Adam's one-cycle schedule leaves the fit short of the optimum along its flat
-    directions; a quasi-Newton method follows them. Float32 L-BFGS stalls once its line
-    search can no longer resolve the changes along them (docs/fitting.md), so the stage
-    runs in float64. It keeps the best validated state and stops after 3 checks (every
-    10 iterations) without improvement, or on L-BFGS's own tolerances. With
-    ``stop="training"`` it runs to the training optimum instead (:func:`polish_rule`).
-    """
-    with in_float64(joint):
-        batches = FullBatch(train[0], train[1].double(), None)
-        chunks = tensor_chunks(val[0], val[1].double())
-        optimizer, rule = polish_rule(joint, stop, batches.norm)
-        return run_stage(
-            joint,
-            optimizer,
-            batches,
-            lambda: evaluate(joint, chunks),
-            entropy=batches.entropy_bits,
-            eval_every=1,
-            **rule,
-            max_iterations=iterations,
-            validate_first=True,
-            on_error="stop",
-            history=history,
-            start=start,
-        )
-
-
-def polish_rule(joint: Joint, stop: str, reads: float) -> tuple[LBFGS, dict]:
-    """The polish's L-BFGS and its stopping rule for :func:`~bpm.runtime.train.run_stage`:
-    on the validation reads (best validated state, 3 checks of patience) or, for
-    ``stop="training"``, at the training optimum (the last state, ended by L-BFGS's own
-    tolerances or once the training NLL, ``reads`` reads, stalls: ``STALL_NATS``)."""
-    if stop == "training":
-        optimizer = LBFGS(_trainable(joint), stall=STALL_NATS / max(reads, 1.0))
-        return optimizer, {"patience": 10**9, "min_delta": -math.inf}
-    return LBFGS(_trainable(joint)), {"patience": 3, "min_delta": 1e-6}
-
-
-def polish_store(joint: Joint, store, comm: Comm, options: FitOptions, history, start=0):
-    """:func:`polish` on a store: the same float64 L-BFGS stage, each closure reading the
-    training rows in chunks (every process its share, gradients summed over them), the
-    validation NLL on the first ``val_rows`` validation rows. One iteration costs one to
-    four passes over the training rows."""
-    device = options.device
-    with in_float64(joint):
-        batches = StoreBatch(store, device, comm, torch.float64)
-        optimizer, rule = polish_rule(joint, options.stop, batches.norm)
-        return run_stage(
-            joint,
-            optimizer,
-            batches,
-            lambda: evaluate(
-                joint, store_chunks(store, "validation", device, comm, options.val_rows), comm
-            ),
-            comm=comm,
-            entropy=batches.entropy_bits,
-            eval_every=1,
-            **rule,
-            max_iterations=options.polish,
-            validate_first=True,
-            on_error="stop",
-            history=history,
-            start=start,
-        )
-
-
-def _start(module, output, options, codes, counts, x_sample, bin_totals):
-    """Starting values, the measurement process, held and pinned parameters."""
+def _start(module, output, options, train, x_sample, obs, kind="sortseq"):
+    """Starting values, the measurement process (``obs``: the training observations, or
+    for a sort the reads per bin as one row), held and pinned parameters; ``train`` is
+    the training Dataset (or a sample of it)."""
+    if options.from_data and kind == "continuous":
+        raise BpmError("from_data starts matrices from sort bins or count pairs, not scores")
     start_module(
         module,
         options.init,
-        **({"codes": codes, "counts": counts} if options.from_data else {}),
+        **({"codes": train.codes, "counts": train.counts} if options.from_data else {}),
         spread=options.spread,
         consensus_energy=options.consensus_energy,
     )
     with torch.no_grad():
         t0 = contract.select_output(module(x_sample), output)
-    measurement = start_measurement(
-        t0,
-        bin_totals,
-        hidden=options.hidden,
-        transform=options.transform,
-        link=options.link,
-        gates=options.gates,
-        learn_slope=options.learn_slope,
-    )
+    measurement = start_for(kind, t0, obs, options)
     held = hold(module, options.fix)
-    hooks = pin_consensus(module, codes) if options.pin else []
+    hooks = pin_consensus(module, train.codes) if options.pin else []
     return Joint(module, measurement, output), held, hooks
 
 
@@ -355,7 +322,7 @@ def _adam_stage(joint, options, batches, steps, eval_every, validate, history, *
 
     return run_stage(
         joint,
-        AdamOneCycle(_trainable(joint), options.lr, steps),
+        AdamOneCycle(trainable(joint), options.lr, steps),
         batches,
         validate,
         entropy=batches.entropy_bits,
@@ -368,10 +335,6 @@ def _adam_stage(joint, options, batches, steps, eval_every, validate, history, *
         progress=(not options.quiet, steps),
         **extra,
     )
-
-
-def _trainable(joint: nn.Module) -> list[torch.Tensor]:
-    return [p for p in joint.parameters() if p.requires_grad]
 
 
 def _finish(joint, held, hooks, train_chunks, comm=None) -> float:

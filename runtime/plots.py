@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from . import contract
+from .measurement_kinds import kind_of
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame
 
@@ -30,6 +31,7 @@ def plot_all(
     ``tables``: the site tables to draw (:func:`~bpm.runtime.site_tables.report_tables`),
     by default made in ``gauge`` (the library consensus as wild type).
     """
+    from .plots_measured import plot_measured
     from .plots_pairwise import plot_pairs
 
     directory = Path(directory)
@@ -41,9 +43,14 @@ def plot_all(
         paths += plot_logos(result, tables, directory, plt)
         paths += plot_pairs(result, tables, directory, plt)
         paths.append(plot_history(result, directory / "history.png", plt))
-        if result.dataset is not None or t_range(result) is not None:
+        if kind_of(result.measurement) != "sortseq":
+            if result.dataset is not None:
+                t, obs = _test_t(result)
+                path = directory / "test_prediction.png"
+                paths.append(plot_measured(result, t, obs, path, plt))
+        elif result.dataset is not None or t_range(result) is not None:
             paths.append(plot_measurement(result, directory / "measurement.png", plt))
-        if result.dataset is not None:
+        if result.dataset is not None and kind_of(result.measurement) == "sortseq":
             paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
         if result.uncertainty is not None:
             paths += plot_errors(result, tables, directory, plt)
@@ -214,7 +221,8 @@ def plot_history(result, path: Path, plt) -> Path:
     a.plot(steps, [h["val_nll"] for h in result.history], label="validation")
     steps_of = "full batch" if result.dataset is not None else "minibatches"
     a.set_xlabel(f"step ({steps_of})")
-    a.set_ylabel("NLL (bits per read)")
+    per = "sequence" if kind_of(result.measurement) == "continuous" else "read"
+    a.set_ylabel(f"NLL (bits per {per})")
     a.legend(frameon=False)
     a.set_title("negative log-likelihood", fontsize=10)
     b.plot(steps, [h["train_I_var_bits"] for h in result.history], label="training")

@@ -17,6 +17,7 @@ from bpm.compiler.errors import BpmError
 
 from . import contract
 from .letters import encode, letter_codes
+from .measurement_kinds import predicted_columns
 
 #: Columns of a table that may hold the sequences, in the order they are looked for.
 SEQUENCE_COLUMNS = ("x", "sequence", "seq")
@@ -24,21 +25,28 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".gz")
 
 
 def predictions(result, sequences) -> pd.DataFrame:
-    """One row per sequence: the output (``t``), ``P(<state>)`` for every state, the most
-    likely bin. ``result`` is a :class:`~bpm.runtime.result.FitResult`."""
+    """One row per sequence: the output (``t``), ``P(<state>)`` for every state, and the
+    predicted measurement: the most likely bin of a sort, ``y_hat`` (``E[y | t]``) of a
+    continuous score, ``selected_fraction`` of a count pair. ``result`` is a
+    :class:`~bpm.runtime.result.FitResult`."""
     seqs = sequences_of(sequences)
     if not seqs:
         raise BpmError("no sequences to predict")
     module = result.module
     x = contract.as_codes(module, checked_codes(module, seqs))
+    measurement = result.measurement
     with torch.no_grad():
         t = contract.select_output(module(x), result.output)
         P = module.P(x)
-        bins = result.measurement(t)
     frame = pd.DataFrame({"sequence": seqs, result.output: t.double().cpu().numpy()})
     for k, state in enumerate(module.state_names):
         frame[f"P({state})"] = P[:, k].double().cpu().numpy()
-    frame["most_likely_bin"] = bins.argmax(1).cpu().numpy()
+    predicted = predicted_columns(measurement, t)
+    for name, values in predicted.items():
+        frame[name] = values
+    if not predicted:  # a sort: the bin a read of the sequence most likely lands in
+        with torch.no_grad():
+            frame["most_likely_bin"] = measurement(t).argmax(1).cpu().numpy()
     return frame
 
 

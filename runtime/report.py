@@ -18,6 +18,7 @@ from . import contract
 from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstrap
 from .fit_directory import replacing
 from .fit_source import RECORD_KEY, source_record
+from .measurement_kinds import kind_of
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
 
@@ -57,6 +58,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "params": scalar_params(module, tables.gauge, tables.wild_type),
         "sites": sites_summary(tables, contract.kT_kcal_per_mol(module)),
         **wild_type_summary(result, tables),
+        "measurement_kind": kind_of(result.measurement),
         "measurement_floor": result.measurement.floor(),
         "measurement": measurement_summary(result.measurement),
         "data_validation": result.data_summary,

@@ -95,19 +95,61 @@ def pad_rows(x: torch.Tensor, counts: torch.Tensor, multiple: int = 64):
 
 class FullBatch:
     """The whole training split, the same batch at every step, ``steps`` steps (None:
-    without end; the stage's own limits stop it)."""
+    without end; the stage's own limits stop it). ``norm`` and ``entropy`` default to
+    the reads and the entropy of their bins (sort-seq, count pairs); a continuous
+    measurement gives its own (sequences, and H[y])."""
 
-    def __init__(self, x: torch.Tensor, obs: torch.Tensor, steps: int | None):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        obs: torch.Tensor,
+        steps: int | None,
+        norm: float | None = None,
+        entropy: float | None = None,
+    ):
         self.x, self.obs = pad_rows(x, obs)
         self.steps = steps
-        self.norm = float(obs.sum())
-        self.entropy_bits = entropy_bits(obs.sum(0).double().cpu().numpy())
+        self.norm = float(obs.sum()) if norm is None else float(norm)
+        if entropy is None:
+            entropy = entropy_bits(obs.sum(0).double().cpu().numpy())
+        self.entropy_bits = entropy
         self.sample = x
 
     def __iter__(self) -> Iterator[Batch]:
         counter = itertools.count() if self.steps is None else range(self.steps)
         for _ in counter:
             yield Batch(self.x, self.obs, self.norm)
+
+
+class ShuffledRows:
+    """Minibatches of a training split held in memory: ``batch_size`` rows a step drawn
+    without replacement, reshuffled every epoch (seeded), ``epochs`` passes; the rows
+    left over after the last full batch of an epoch wait for the next shuffle. ``weight``
+    gives each row's share of the likelihood's norm (its reads, or 1 for a score);
+    ``entropy`` is the training entropy term of I_var."""
+
+    def __init__(self, x, obs, *, batch_size: int, epochs: int, seed: int, weight, entropy):
+        self.x, self.obs = x, obs
+        self.batch_size = min(batch_size, len(x))
+        self.steps_per_epoch = max(1, len(x) // self.batch_size)
+        self.epochs = epochs
+        self.steps = epochs * self.steps_per_epoch
+        self.weights = weight(obs)
+        self.norm = float(self.weights.sum())
+        self.entropy_bits = entropy
+        self.sample = x[:SAMPLE_ROWS]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.x)
+        for epoch in range(self.epochs):
+            order = torch.randperm(n, generator=self.generator).to(self.x.device)
+            for b in range(self.steps_per_epoch):
+                rows = order[b * self.batch_size : (b + 1) * self.batch_size]
+                norm = float(self.weights[rows].sum())
+                yield Batch(
+                    self.x[rows], self.obs[rows], norm, epoch=epoch + b / self.steps_per_epoch
+                )
 
 
 def training_bin_totals(store) -> np.ndarray:

@@ -167,18 +167,22 @@ def start_measurement(
         return start_affine(t0, bin_totals, gates=gates, learn_slope=learn_slope)
     if link != "flexible":
         raise BpmError(f"link must be flexible or affine, not {link!r}")
-    if transform == "auto":
-        transform = "log" if bool((t0 > 0).all()) else "identity"
-    u0 = torch.log(t0) if transform == "log" else t0
     measurement = OrdinalMeasurement(
-        len(bin_totals),
-        hidden=hidden,
-        transform=transform,
-        center=float(u0.mean()),
-        scale=max(float(u0.std()), 1.0),  # about one kT: z grows as the energies do
+        len(bin_totals), hidden=hidden, **link_standardization(t0, transform)
     ).to(t0.device)
     measurement.start_on(bin_totals.to(t0.device).float())
     return measurement
+
+
+def link_standardization(t0: torch.Tensor, transform: str) -> dict:
+    """The flexible link's ``transform``, ``center`` and ``scale`` for starting outputs
+    ``t0``: ``auto`` is ``log`` when every ``t0`` is positive; ``u`` is centred on the
+    starting outputs and scaled by their spread, at least one (about one kT: the link's
+    input grows as the energies do)."""
+    if transform == "auto":
+        transform = "log" if bool((t0 > 0).all()) else "identity"
+    u0 = torch.log(t0) if transform == "log" else t0
+    return {"transform": transform, "center": float(u0.mean()), "scale": max(float(u0.std()), 1.0)}
 
 
 def start_affine(t0: torch.Tensor, bin_totals: torch.Tensor, *, gates=None, learn_slope=False):

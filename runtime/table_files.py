@@ -64,6 +64,21 @@ def read_table(path: str | Path, text_columns: Sequence[str] = ()) -> pd.DataFra
         raise _problem(path, error) from None
 
 
+def read_header(path: str | Path) -> list[str]:
+    """The column names of the table at ``path`` (read without its rows)."""
+    path = Path(path)
+    _exists(path)
+    sep = separator(path)
+    try:
+        if sep is None:
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
+    except Exception as error:  # noqa: BLE001 -- as read_table
+        raise _problem(path, error) from None
+
+
 def read_chunks(
     path: str | Path, chunk_rows: int, text_columns: Sequence[str] = ()
 ) -> Iterator[pd.DataFrame]:

@@ -79,10 +79,13 @@ def snapshot(joint: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in joint.state_dict().items()}
 
 
-def evaluate(joint: Joint, chunks: Iterable, comm: Comm | None = None, device=None) -> dict:
+def evaluate(
+    joint: Joint, chunks: Iterable, comm: Comm | None = None, device=None, entropy=None
+) -> dict:
     """``{"nll": bits per read, "I_var_bits": H[bin] - NLL}`` over evaluation chunks
     (``(x, obs)`` pairs; with several processes, each passes its share and the sums are
-    reduced). NaN for an empty split."""
+    reduced). NaN for an empty split. ``entropy`` replaces ``H[bin]`` (a continuous
+    measurement's ``H[y]``, per sequence: :mod:`bpm.runtime.measurement_kinds`)."""
     comm = comm or Comm()
     joint.eval()
     nll = weight = 0.0
@@ -103,7 +106,9 @@ def evaluate(joint: Joint, chunks: Iterable, comm: Comm | None = None, device=No
     if weight == 0:
         return {"nll": float("nan"), "I_var_bits": float("nan")}
     bits = nll / weight / LOG2
-    return {"nll": bits, "I_var_bits": entropy_bits(totals.numpy()) - bits}
+    if entropy is None:
+        entropy = entropy_bits(totals.numpy())
+    return {"nll": bits, "I_var_bits": entropy - bits}
 
 
 #: A fit has converged when the gradient of its training NLL (bits per read, every

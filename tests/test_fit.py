@@ -197,7 +197,8 @@ def test_cli_fit_and_predict(small, tmp_path, capsys):
 
 
 def test_cli_prints_the_notes_of_options_it_could_not_use(small, tmp_path, capsys):
-    """--batch-size means nothing to a full-batch fit: said once, under --quiet too."""
+    """--batch-size means nothing to a full-batch fit of a small table: said once, under
+    --quiet too."""
     path = tmp_path / "small.csv"
     small.iloc[:600].to_csv(path, index=False)
     args = ["fit", LAC, str(path), "--steps", "2", "--polish", "0", "--batch-size", "64"]
@@ -205,7 +206,8 @@ def test_cli_prints_the_notes_of_options_it_could_not_use(small, tmp_path, capsy
     captured = capsys.readouterr()
     assert captured.err.count("batch_size=64 does not apply to a full-batch fit") == 1
     notes = json.loads(captured.out)["notes"]
-    assert notes[0] == "option batch_size=64 does not apply to a full-batch fit; ignored"
+    assert notes[0].startswith("option batch_size=64 does not apply to a full-batch fit of ")
+    assert notes[0].endswith("(minibatches from 100,000 rows, unless steps is given); ignored")
     assert all("not converged" in note for note in notes[1:])
 
 
