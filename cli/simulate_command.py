@@ -1,4 +1,5 @@
-"""``bpm simulate``: write a simulated sort-seq data set and its ground truth.
+"""``bpm simulate``: write a simulated data set (sort-seq bins, continuous scores or a
+count pair: ``--measurement``) and its ground truth.
 
 ``register(subparsers)`` adds the subcommand to the ``bpm`` parser; ``run_simulate``
 does the work and is what tests call.
@@ -28,6 +29,8 @@ def run_simulate(
     floor: float = 0.0,
     background: float = 0.0,
     measurement_from: str | None = None,
+    measurement: str = "sortseq",
+    dy: bool = False,
 ) -> int:
     """Simulate ``n`` cells; write ``output``, ``<stem>.truth.json`` and ``<stem>.truth/``."""
     start = time.perf_counter()
@@ -54,14 +57,21 @@ def run_simulate(
         floor=floor,
         background=background,
         measurement_from=measurement_from,
+        measurement=measurement,
+        dy=dy,
     )
     paths = write(table, truth, output)
     seconds = time.perf_counter() - start
-    print(
-        f"simulated {n} cells of '{truth.model}': {len(table)} unique sequences with reads, "
-        f"{truth.meta['reads']} reads in {truth.meta['bins']} bins ({seconds:.1f} s)",
-        file=sys.stderr,
-    )
+    if measurement == "continuous":
+        what = f"{len(table)} unique variants scored (y" + (", dy)" if dy else ")")
+    elif measurement == "counts":
+        what = f"{len(table)} unique variants, {truth.meta['reads']} reads (input_ct, selected_ct)"
+    else:
+        what = (
+            f"{len(table)} unique sequences with reads, {truth.meta['reads']} reads in "
+            f"{truth.meta['bins']} bins"
+        )
+    print(f"simulated {n} cells of '{truth.model}': {what} ({seconds:.1f} s)", file=sys.stderr)
     print(f"wrote {paths['data']}, {paths['truth']}, {paths['matrices']}/", file=sys.stderr)
     return 0
 
@@ -70,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``simulate`` to the ``bpm`` command's subparsers."""
     p = subparsers.add_parser(
         "simulate",
-        help="simulate a sort-seq experiment with known parameters",
+        help="simulate a sort-seq, score or count-pair experiment with known parameters",
         description=(
             "Draw a mutagenized library around a wild type, compute each variant's output "
             "under ground-truth parameters, sort noisy cells into bins and sample reads. "
@@ -95,9 +105,33 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--mutation-rate", type=float, default=0.1, help="per-position substitution rate"
     )
+    p.add_argument(
+        "--measurement",
+        choices=("sortseq", "continuous", "counts"),
+        default="sortseq",
+        help="what is measured: sort bins ct_0.. (default); a score y = log2((t + floor) / "
+        "(t_wt + floor)) + noise per unique variant; or input_ct, selected_ct reads of a "
+        "selection whose survival rises with t",
+    )
     p.add_argument("--bins", type=int, default=10, help="sort bins")
-    p.add_argument("--reads", type=int, default=None, help="total reads (default: --n)")
-    p.add_argument("--noise", type=float, default=0.5, help="sd of log expression per cell")
+    p.add_argument(
+        "--reads",
+        type=int,
+        default=None,
+        help="total reads (default: --n; counts: 20 x --n, half in each library)",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.5,
+        help="sd of log expression per cell; continuous: of y (log2); counts: of the "
+        "selection log-odds per variant",
+    )
+    p.add_argument(
+        "--dy",
+        action="store_true",
+        help="continuous: per-variant noise sd varies (log-sd 0.5) and is written as dy",
+    )
     p.add_argument(
         "--params",
         metavar="DIR_OR_JSON",
@@ -137,6 +171,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             floor=a.floor,
             background=a.background,
             measurement_from=a.measurement_from,
+            measurement=a.measurement,
+            dy=a.dy,
         )
     )
     return p

@@ -240,8 +240,14 @@ def simulate(
     floor: float = 0.0,
     background: float = 0.0,
     measurement_from: str | Path | None = None,
+    measurement: str = "sortseq",
+    dy: bool = False,
 ) -> tuple[pd.DataFrame, Truth]:
     """Simulate a sort-seq experiment; return the count table and the ground truth.
+
+    ``measurement="continuous"`` (a score ``y``, with ``dy`` its standard errors) or
+    ``"counts"`` (``input_ct``, ``selected_ct``) measures the library's unique variants
+    instead of sorting cells (:mod:`bpm.runtime.simulate_measured`: the processes).
 
     - Library: ``n`` cells, each carrying a variant of ``wild_type`` (default: a random
       sequence from ``seed``) with every position substituted with probability
@@ -268,6 +274,9 @@ def simulate(
     The table has one row per unique sequence with at least one read: ``x``,
     ``ct_0``..``ct_{bins-1}`` and ``set`` (a random ``split_fractions`` split).
     """
+    from .simulate_measured import check_measured, draw
+
+    reads = check_measured(measurement, n, reads, dy, background, measurement_from)
     reads = _check_settings(n, bins, mutation_rate, noise, reads, floor, background)
     fitted = None
     if measurement_from is not None:
@@ -282,7 +291,7 @@ def simulate(
     output = choose_output(module, output)
     alphabet = module.alphabet
     # Independent streams, so that changing one setting leaves the other draws alone.
-    names = ("wt", "params", "library", "noise", "reads", "split", "background")
+    names = ("wt", "params", "library", "noise", "reads", "split", "background", "measured")
     seeds = np.random.SeedSequence(seed).spawn(len(names))
     streams = {k: np.random.default_rng(s) for k, s in zip(names, seeds, strict=True)}
 
@@ -297,7 +306,18 @@ def simulate(
             f"model '{module.name}' gave non-positive or non-finite outputs under these "
             "parameters; a log-normal readout needs t > 0"
         )
-    if fitted is None:
+    process = edges = None
+    if measurement != "sortseq":
+        rngs = {
+            "noise": streams["noise"],
+            "library": streams["measured"],
+            "reads": streams["reads"],
+        }
+        t_wt = float(outputs(module, wt_codes[None], output)[0])
+        args = {"noise": noise, "floor": floor, "reads": reads, "dy": dy, "background": background}
+        rows, columns, process = draw(measurement, codes, t, t_wt, rngs, **args)
+        row_codes = codes[rows]
+    elif fitted is None:
         readout = np.log(t + floor) + noise * streams["noise"].standard_normal(n)
         if background > 0:
             readout = _background(readout, background, streams["background"])
@@ -305,12 +325,14 @@ def simulate(
     else:
         cell_bin, per_cell = _draw_from(fitted, t, reads, streams["noise"], streams["reads"])
         edges = fitted.cutpoints().tolist() if getattr(fitted, "gated", False) else None
-    row_codes, counts = _count_table(codes, cell_bin, per_cell, bins)
+    if process is None:
+        row_codes, counts = _count_table(codes, cell_bin, per_cell, bins)
+        columns = {f"ct_{k}": counts[:, k] for k in range(bins)}
 
-    split = _split(len(counts), split_fractions, streams["split"])
+    split = _split(len(row_codes), split_fractions, streams["split"])
     table = pd.DataFrame({"x": decode(row_codes, alphabet)})
-    for k in range(bins):
-        table[f"ct_{k}"] = counts[:, k]
+    for name, values in columns.items():  # assigned one by one: copies, writable
+        table[name] = values
     table["set"] = split
 
     final = zero_mean_gauge(module.get_params(), module)
@@ -327,12 +349,15 @@ def simulate(
         "background": float(background),
         "output": output,
         "bin_edges_log_t": edges,
-        "unique_sequences": int(len(counts)),
+        "unique_sequences": int(len(row_codes)),
         "fixed": sorted(fixed),
         "params_given": sorted(given),
         "t_median": float(np.median(t)),
         "log_t_sd": float(np.std(np.log(t))),
     }
+    meta["measurement_kind"] = measurement
+    if process is not None:
+        meta.update(bins=None, bin_edges_log_t=None, measurement=process)
     if fitted is not None:
         meta.update(noise=None, floor=None, background=None)
         meta["measurement_from"] = str(measurement_from)
