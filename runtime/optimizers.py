@@ -83,7 +83,10 @@ class LBFGS:
         first = self.opt.param_groups[0]["params"][0]
         state = self.opt.state[first]
         before = (state.get("n_iter", 0), state.get("func_evals", 0))
-        loss = self.opt.step(closure)
+        try:
+            loss = self.opt.step(closure)
+        except IndexError:  # torch's strong-Wolfe search met a non-finite loss it cannot bracket
+            return torch.tensor(float("nan")), self.per_step
         state = self.opt.state[first]
         ran = state.get("n_iter", 0) - before[0]
         evals = state.get("func_evals", 0) - before[1]

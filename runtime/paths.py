@@ -133,7 +133,8 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
             history,
         )
     ]
-    if options.polish > 0:
+    minibatched = isinstance(batches, ShuffledRows)
+    if options.polish > 0 and (not minibatched or "polish" in options.given):
         stages.append(
             polish(
                 joint,
@@ -170,9 +171,11 @@ def _adam_batches(joint, x, obs, entropy, options: FitOptions):
     training split at every step (``FULL_STEPS``), or for a split of
     ``MINIBATCH_ROWS`` rows or more (unless ``steps`` is given) shuffled minibatches of
     ``batch_size`` rows for ``epochs`` passes (``MINIBATCH_EPOCHS``), at learning rate
-    ``MINIBATCH_LR`` unless one is given, checked once an epoch. On the 477,854 GB1
-    training sequences an epoch of minibatches costs about what two full-batch steps
-    cost and gains far more (docs/continuous.md)."""
+    ``MINIBATCH_LR`` unless one is given, checked once an epoch, and no L-BFGS polish
+    unless ``polish`` is given (on the 477,854 GB1 training sequences one float64
+    L-BFGS iteration costs more than an epoch; 300 of them took 412 s and gained
+    0.02 bits). An epoch of minibatches costs about what two full-batch steps cost and
+    gains far more (docs/continuous.md)."""
     if len(x) < MINIBATCH_ROWS or options.steps is not None:
         steps = options.steps or FULL_STEPS
         norm = float(joint.measurement.weight(obs).sum())

@@ -23,7 +23,7 @@ def test_each_noise_is_a_density_in_the_units_of_y(noise):
     m = ContinuousMeasurement(transform="log", y_mean=-2.0, y_std=1.7, noise=noise).double()
     with torch.no_grad():
         m.log_scale.copy_(torch.tensor([-0.3, 0.2, -0.05]))
-        m.raw_tails.copy_(torch.tensor([[0.4, 0.1, 0.0], [1.5, -0.2, 0.0]]))
+        m.raw_tails.copy_(torch.tensor([[0.4, 0.1], [1.5, -0.2]]))
     y = torch.linspace(-400.0, 400.0, 800_001, dtype=torch.float64)
     dy = float(y[1] - y[0])
     for t in (0.05, 0.5, 3.0):
