@@ -30,13 +30,14 @@ def learned_slots(module: torch.nn.Module) -> list[Slot]:
 def default_nll(
     module, measurement, x: torch.Tensor, counts: torch.Tensor, output: str | None = None
 ) -> torch.Tensor:
-    """Total negative log-likelihood of the reads in nats: ``-sum counts * log p(bin | t)``.
+    """Total negative log-likelihood of the observations in nats (for reads,
+    ``-sum counts * log p(bin | t)``; for any measurement its ``log_likelihood``).
 
     ``t`` is the output :func:`bpm.runtime.contract.choose_output` picks (``output`` if
     given, else the one named ``t``, else the only one).
     """
     t = select_output(module(x), choose_output(module, output))
-    return -(counts * measurement.log_probs(t)).sum()
+    return -measurement.log_likelihood(t, counts).sum()
 
 
 def data_tensors(data, dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,7 +222,7 @@ def _structured_hessian(module, measurement, slots, params, m_params, x, counts,
     n, k = E0.shape
     E = E0.detach().clone().requires_grad_(True)
     t = select_output(module.outputs(E, module.probabilities(E)), output)
-    value = -(counts * measurement.log_probs(t)).sum()
+    value = -measurement.log_likelihood(t, counts).sum()
     leaves = [E] + w_params
     grads = torch.autograd.grad(value, leaves, create_graph=True, allow_unused=True)
     g_E = grads[0]

@@ -73,8 +73,9 @@ class ContinuousMeasurement(nn.Module):
         # The link of the ordinal process with two bins: its one cutpoint is the offset c
         # (so re-standardizing, which moves the cutpoint with the link, keeps yhat).
         self.link = OrdinalMeasurement(2, hidden, transform, center, scale, floor)
-        for unused in (self.link.background_logits, self.link.background_mix):
-            unused.requires_grad_(False)
+        # the link's background (of bins) means nothing for a score: buffers, not parameters
+        for name in ("background_logits", "background_mix"):
+            _as_buffer(self.link, name)
         self.noise = noise
         self.register_buffer("y_mean", torch.tensor(float(y_mean)))
         self.register_buffer("y_std", torch.tensor(float(y_std)))
@@ -85,7 +86,7 @@ class ContinuousMeasurement(nn.Module):
         # an optimum with test R2 0.47 instead of 0.70 (docs/continuous.md).
         self.raw_tails = nn.Parameter(torch.tensor([[_inverse_softplus(3.0), 0.0]] * 2))
         if noise != "skewt":
-            self.raw_tails.requires_grad_(False)
+            _as_buffer(self, "raw_tails")
 
     @property
     def hidden(self) -> int:
@@ -191,6 +192,14 @@ class ContinuousMeasurement(nn.Module):
         if self.noise == "skewt":
             out["skewt_a_b_at_mean"] = [float(v) for v in self.tails().detach()]
         return out
+
+
+def _as_buffer(module: nn.Module, name: str) -> None:
+    """Turn parameter ``name`` of ``module`` into a buffer of the same value (kept in the
+    state dict, never learned or differentiated)."""
+    value = getattr(module, name).detach().clone()
+    delattr(module, name)
+    module.register_buffer(name, value)
 
 
 def _jones_faddy_log_pdf(e: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

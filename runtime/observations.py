@@ -20,7 +20,8 @@ Detection (``auto``): ``--counts`` with two columns is a count pair, with more a
 sort-seq; otherwise ``ct_*`` columns are a sort-seq, a ``y`` column continuous; a table
 with both, or neither, is refused with the columns seen and what to pass. Nothing is
 dropped without a count: rows without reads are set aside and counted, rows whose
-reference count is zero counted (and kept: their selected reads still count), duplicate
+reference count is zero but that have selected reads counted (and kept: their selected
+reads still count), duplicate
 sequences kept as separate measurements (each in the most held-out split any of its rows
 names) and counted.
 """
@@ -164,7 +165,7 @@ def _read_measured(frame, name: str, kind: str, what, options: dict) -> data.Dat
     if len(frame) == 0:
         raise BpmDataError(f"{name} has no rows")
     seqs, _ = data.check_sequences(
-        frame[seq_col], options["alphabet"], options.get("length"), problems
+        frame[seq_col], options.get("alphabet", "ACGT"), options.get("length"), problems
     )
     split_column = split_col if split_col in header else None
     split = None
@@ -197,8 +198,11 @@ def _read_measured(frame, name: str, kind: str, what, options: dict) -> data.Dat
     summary = data.summarize(name, len(frame), reads, names, *tally, split_source, sizes)
     summary = data.note_splits(summary, carved)
     summary.update(measurement=kind, duplicate_sequences_kept=duplicates, **notes)
+    if kind == "continuous":  # no bins and no reads: sequences scored, and by which columns
+        del summary["bins"], summary["count_columns"], summary["reads"]
+        summary["sequences_scored"] = reads
     labels = np.array(data.SPLITS, dtype=object)[split]
-    alphabet = options["alphabet"]
+    alphabet = options.get("alphabet", "ACGT")
     codes = data.encode(seqs, alphabet)
     return data.Dataset(seqs, codes, obs, labels, alphabet, names, summary, kind=kind)
 
@@ -237,7 +241,7 @@ def _pair(frame, columns, pair: str, problems: RowProblems, max_count=None):
         counts = np.stack([counts[:, 0] - np.minimum(counts[:, 1], counts[:, 0]), counts[:, 1]], 1)
         notes["zero_total_rows"] = int((counts.sum(1) == 0).sum())
     else:
-        notes["zero_reference_rows"] = int((counts[:, 0] == 0).sum())
+        notes["zero_reference_rows"] = int(((counts[:, 0] == 0) & (counts[:, 1] > 0)).sum())
     return counts, notes
 
 

@@ -88,8 +88,8 @@ class FitOptions:
 
     Minibatches (``stream``, ``distributed``, and full batch for training splits of
     100,000 rows or more, whose Adam stage steps through them in memory)
-        ``batch_size`` rows a step (streamed: in blocks of ``block_rows`` contiguous rows);
-        ``epochs`` passes (full batch default 40);
+        ``batch_size`` rows a step (streamed: in blocks of ``block_rows`` contiguous rows;
+        in memory 4,096 unless given); ``epochs`` passes (in memory 60 by default);
         validation on the first ``val_rows`` validation rows; ``cache_dir`` for the
         encoded store (default: beside the data file).
 

@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bpm.compiler.errors import BpmDataError
+from bpm.compiler.errors import BpmDataError, BpmError
 
 from . import data
+from .observations import file_kind
 
 STORE_VERSION = 2  # 2: sequences read as text, validation carved from training
 CHUNK_ROWS = 200_000
@@ -125,16 +126,28 @@ def encode_file(
     cache_dir: str | Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
     quiet: bool = True,
+    **measured,
 ) -> Store:
     """Encode a count table into a memory-mapped :class:`Store` once; reuse it after.
 
     Takes the options of :func:`bpm.runtime.data.read_dataset` and checks the same
     things, chunk by chunk (without ``length``, sequences must have the most common
-    length of the first chunk).
+    length of the first chunk). A table of another measurement kind (``measured``: the
+    options of :func:`bpm.runtime.observations.read_observations`) is refused: stores
+    hold sort-seq reads only.
     """
     path = Path(path)
     if not path.exists():
         raise BpmDataError(f"data file not found: {path}")
+    kind = file_kind(path, {"count_columns": count_columns, "count_prefix": count_prefix,
+                            **measured})  # fmt: skip
+    if kind != "sortseq":
+        raise BpmError(
+            f"{path}: a {kind} measurement is fitted full batch (in memory); streaming "
+            "minibatches (--stream, --distributed, files over BPM_STREAM_THRESHOLD_BYTES) "
+            "read sort-seq tables only so far: leave out --stream and --distributed "
+            "(BPM_STREAM=0 forces a big file into memory)"
+        )
     options = {
         "alphabet": alphabet,
         "length": length,

@@ -300,13 +300,6 @@ def test_reading_a_score_table_without_an_alphabet_defaults_like_a_sort():
     assert data.kind == "continuous"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bpm fit --uncertainty on a score table ends in a traceback: hessian.default_nll "
-    "called measurement.log_probs, which ContinuousMeasurement lacks (AttributeError); with "
-    "it calling log_likelihood, hessian.gradient raises 'One of the differentiated Tensors "
-    "does not require grad' (the link's frozen background parameters)",
-)
 def test_uncertainty_of_a_continuous_fit(recovered):
     result = recovered["continuous"][2]
     result.analyze_uncertainty()
