@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -17,22 +16,28 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BPM = [sys.executable, "-m", "bpm.cli"]
+#: The child: ``bpm`` with its arguments, then its own peak RSS (kB) as the last line.
+CHILD = (
+    "import resource, sys\n"
+    "from bpm.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
 
 
 def run_fit(args: list[str], out: Path) -> dict:
-    """``bpm fit ARGS -o OUT --quiet`` in a child process: wall seconds, peak RSS (MB) of
-    the child, and summary.json."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """``bpm fit ARGS -o OUT --quiet`` in a child process: wall seconds, the child's
+    peak RSS (MB) and summary.json."""
     start = time.perf_counter()
-    done = subprocess.run([*BPM, "fit", *args, "-o", str(out), "--quiet"], cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", CHILD, "fit", *args, "-o", str(out), "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"bpm fit {' '.join(args)} failed:\n{done.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(done.stderr.strip().splitlines()[-1])
     summary = json.loads((out / "summary.json").read_text())
-    return {"wall_s": wall, "peak_MB": max(peak, before) / 1024, "summary": summary}
+    return {"wall_s": wall, "peak_MB": peak_kb / 1024, "summary": summary}
 
 
 def count_pair_r2(fit_dir: Path, data: Path) -> float:

@@ -178,6 +178,7 @@ def _read_measured(frame, name: str, kind: str, what, options: dict) -> data.Dat
         obs, notes = _pair(frame, *what, problems, options.get("max_count"))
         names = tuple(what[0])
     problems.raise_if_any()
+    _informative(obs, kind, names, name)
     if split is None:
         split, split_source = data.random_split(len(frame), fractions, seed)
     else:
@@ -205,6 +206,19 @@ def _read_measured(frame, name: str, kind: str, what, options: dict) -> data.Dat
     alphabet = options.get("alphabet", "ACGT")
     codes = data.encode(seqs, alphabet)
     return data.Dataset(seqs, codes, obs, labels, alphabet, names, summary, kind=kind)
+
+
+def _informative(obs: np.ndarray, kind: str, names, name: str) -> None:
+    """Refuse a measurement that cannot inform a fit: scores all equal, or a count
+    column without a single read."""
+    if kind == "continuous" and len(obs) and np.ptp(obs[:, 1]) == 0:
+        raise BpmDataError(f"{name}: every '{names[0]}' is {obs[0, 1]:g}; a score that "
+                           "never varies tells nothing about the sequences")  # fmt: skip
+    if kind == "counts":
+        empty = [c for c, total in zip(names, obs.sum(0), strict=True) if total == 0]
+        if empty:
+            raise BpmDataError(f"{name}: count column {empty} has no reads in any row; a "
+                               "count pair needs reads in both columns")  # fmt: skip
 
 
 def _scores(frame, y_column: str, dy_column: str | None, problems: RowProblems):

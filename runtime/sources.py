@@ -126,7 +126,7 @@ class ShuffledRows:
     without replacement, reshuffled every epoch (seeded), ``epochs`` passes; the rows
     left over after the last full batch of an epoch wait for the next shuffle. ``weight``
     gives each row's share of the likelihood's norm (its reads, or 1 for a score);
-    ``entropy`` is the training entropy term of I_var."""
+    ``entropy`` is the training entropy term of I_var (None: that of the reads' bins)."""
 
     def __init__(self, x, obs, *, batch_size: int, epochs: int, seed: int, weight, entropy):
         self.x, self.obs = x, obs
@@ -136,6 +136,8 @@ class ShuffledRows:
         self.steps = epochs * self.steps_per_epoch
         self.weights = weight(obs)
         self.norm = float(self.weights.sum())
+        if entropy is None:  # reads: the entropy of their bins
+            entropy = entropy_bits(obs.sum(0).double().cpu().numpy())
         self.entropy_bits = entropy
         self.sample = x[:SAMPLE_ROWS]
         self.generator = torch.Generator().manual_seed(seed)
