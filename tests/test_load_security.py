@@ -210,6 +210,6 @@ def test_a_fit_without_test_rows_writes_valid_json(tmp_path):
         raise AssertionError(f"summary.json holds {word}")
 
     info = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
-    assert info["metrics"]["test"] == {"nll": None, "I_var_bits": None}
+    assert info["metrics"]["test"] == {"nll": None, "I_var_bits": None, "I_pred_bits": None}
     assert info["data_validation"]["empty_splits"] == ["test"]
     assert "no test rows: the test metrics are null" in info["data_validation"]["notes"]
