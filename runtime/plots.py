@@ -9,6 +9,7 @@ import torch
 
 from . import contract
 from .measurement_kinds import kind_of
+from .plots_measured import plot_measured, save_figure
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame
 
@@ -31,7 +32,6 @@ def plot_all(
     ``tables``: the site tables to draw (:func:`~bpm.runtime.site_tables.report_tables`),
     by default made in ``gauge`` (the library consensus as wild type).
     """
-    from .plots_measured import plot_measured
     from .plots_pairwise import plot_pairs
 
     directory = Path(directory)
@@ -80,7 +80,7 @@ def plot_logos(result, tables: ReportTables, directory: Path, plt) -> list[Path]
             f"{name}: {tables.gauge_words(name, kT)}\n{strand}letters up bind more strongly",
             fontsize=9,
         )
-        paths.append(_save(fig, (ax,), directory / f"logo_{name}.png"))
+        paths.append(save_figure(fig, (ax,), directory / f"logo_{name}.png"))
     return paths
 
 
@@ -121,7 +121,7 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
         ax.legend(ncol=len(letters), fontsize=7, frameon=False, loc="upper right")
         bars = "± 1 standard error" if status == "ok" else f"no standard errors: {status}"
         ax.set_title(f"{name}: fitted entries {bars} ({tables.gauge_words(name, kT)})", fontsize=9)
-        paths.append(_save(fig, (ax,), directory / f"errors_{name}.png"))
+        paths.append(save_figure(fig, (ax,), directory / f"errors_{name}.png"))
     values = result.module.get_params()
     offsets = {f"{n}.offset": t.offset for n, t in tables.terms.items()}
     offset_errors = {f"{n}.offset": e.offset for n, e in tables.errors.items()}
@@ -148,7 +148,7 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
         ax.margins(x=0.15)
         ax.set_xlabel("kcal/mol (± 1 standard error)")
         ax.set_title(f"scalar energies (site offsets in the {tables.gauge} gauge)", fontsize=9)
-        paths.append(_save(fig, (ax,), directory / "errors_scalars.png"))
+        paths.append(save_figure(fig, (ax,), directory / "errors_scalars.png"))
     return paths
 
 
@@ -233,7 +233,7 @@ def plot_history(result, path: Path, plt) -> Path:
     b.set_ylabel("I_var (bits)")
     b.legend(frameon=False)
     b.set_title("variational information", fontsize=10)
-    return _save(fig, (a, b), path)
+    return save_figure(fig, (a, b), path)
 
 
 def _test_t(result):
@@ -286,7 +286,7 @@ def plot_measurement(result, path: Path, plt) -> Path:
     what = "affine probit" + (" at the sort's gates" if affine and result.measurement.gated else "")
     title = what if affine else "ordinal, flexible link"
     ax.set_title(f"learned measurement process ({title}, with background)", fontsize=10)
-    return _save(fig, (), path)
+    return save_figure(fig, (), path)
 
 
 def plot_test(result, path: Path, plt) -> Path:
@@ -304,17 +304,4 @@ def plot_test(result, path: Path, plt) -> Path:
         f"test reads: predicted {result.output} by sorted bin (I_var = {info:.3f} bits)",
         fontsize=10,
     )
-    return _save(fig, (ax,), path)
-
-
-def _save(fig, open_axes, path: Path) -> Path:
-    """Hide the top and right spines of ``open_axes``, then write ``fig`` as a PNG and close it."""
-    import matplotlib.pyplot as plt
-
-    for ax in open_axes:
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, (ax,), path)

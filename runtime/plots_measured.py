@@ -59,8 +59,17 @@ def plot_measured(result, t: np.ndarray, obs: np.ndarray, path: Path, plt) -> Pa
                      f"{m.kappa():.3g})", fontsize=10)  # fmt: skip
     ax.set_xlabel(label)
     ax.legend(frameon=False, fontsize=8)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    return save_figure(fig, (ax,), path)
+
+
+def save_figure(fig, open_axes, path: Path) -> Path:
+    """Hide the top and right spines of ``open_axes``, then write ``fig`` as a PNG and close
+    it (every figure of a fit directory is saved this way)."""
+    import matplotlib.pyplot as plt
+
+    for ax in open_axes:
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

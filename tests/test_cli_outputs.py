@@ -137,13 +137,13 @@ def test_a_streamed_fit_draws_what_a_full_batch_fit_draws(table, tmp_path, capsy
     from bpm.runtime import plots
 
     labels = []
-    save = plots._save
+    save = plots.save_figure
 
     def recording(fig, axes, path):
         labels.extend(ax.get_xlabel() for ax in axes)
         return save(fig, axes, path)
 
-    monkeypatch.setattr(plots, "_save", recording)
+    monkeypatch.setattr(plots, "save_figure", recording)
     full, stream = tmp_path / "full", tmp_path / "stream"
     assert main(["fit", SIMPLE, str(table), *TINY, "-o", str(full)]) == 0
     assert "step (full batch)" in labels
