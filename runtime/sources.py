@@ -286,8 +286,10 @@ class StoreBatch:
 
 
 def tensor_chunks(x: torch.Tensor, obs: torch.Tensor):
-    """A split held in memory as evaluation chunks (one chunk)."""
-    return [(x, obs)] if len(x) else []
+    """A split held in memory as evaluation chunks of at most :data:`EVAL_CHUNK` rows
+    (one chunk for most splits; GB1's 477,854 training sequences in eight, so that a
+    float64 pass over them does not hold every intermediate at once)."""
+    return [(x[a : a + EVAL_CHUNK], obs[a : a + EVAL_CHUNK]) for a in range(0, len(x), EVAL_CHUNK)]
 
 
 def store_chunks(store, split: str, device, comm: Comm, limit: int | None = None):
