@@ -16,10 +16,9 @@ limit, or when the refit beyond the last point inside had not settled at its cap
 point still falling bounds nothing). A refit below the fit's own NLL means the fit was
 not at the training optimum; :func:`identifiability` says so and gives the better NLL.
 
-Quantities run in parallel: one in this process, the others each in a fresh interpreter
-(``python -m bpm.runtime.identifiability``, as :mod:`~bpm.runtime.multistart` runs its
-starts), at most ``os.cpu_count()`` (or ``FitOptions.processes`` when larger) at a time,
-one torch thread each.
+Quantities run in parallel from one queue: this process and worker interpreters, each
+started once (``python -m bpm.runtime.identifiability``), at most ``os.cpu_count()`` (or
+``FitOptions.processes`` when larger) at a time, one torch thread each.
 """
 
 from __future__ import annotations
@@ -185,7 +184,9 @@ def attach(result, options) -> None:
 
 
 def run_all(chosen, shared: dict, cls, source: str, parallel: int) -> dict[str, dict]:
-    """Every target's :func:`run_profile`, ``parallel`` at a time (one in this process)."""
+    """Every target's :func:`run_profile`, ``parallel`` at a time: this process and
+    ``parallel - 1`` worker interpreters, each started once and handed targets from one
+    queue as it finishes the last."""
     queue, lock, found = list(reversed(chosen)), threading.Lock(), {}
 
     def take():
@@ -196,9 +197,10 @@ def run_all(chosen, shared: dict, cls, source: str, parallel: int) -> dict[str, 
         while (target := take()) is not None:
             found[target.name] = profile_here(shared, cls, target)
 
-    def there(folder: Path, index: int):
-        while (target := take()) is not None:
-            found[target.name] = profile_there(folder, target, index)
+    def there(folder: Path):
+        with Worker(folder) as worker:
+            while (target := take()) is not None:
+                found[target.name] = worker.profile(target)
 
     if parallel == 1:
         here()
@@ -211,7 +213,7 @@ def run_all(chosen, shared: dict, cls, source: str, parallel: int) -> dict[str, 
         with open(folder / "shared.pkl", "wb") as handle:
             pickle.dump(shared, handle)
         with ThreadPoolExecutor(parallel - 1) as pool:
-            futures = [pool.submit(there, folder, i) for i in range(parallel - 1)]
+            futures = [pool.submit(there, folder) for _ in range(parallel - 1)]
             here()
             for future in futures:
                 future.result()
@@ -236,33 +238,63 @@ def profile_here(shared: dict, cls, target: Target) -> dict:
         )
 
 
-def profile_there(folder: Path, target: Target, index: int) -> dict:
-    """One target's profile in a fresh interpreter (:func:`worker_main`)."""
-    job, answer = folder / f"{target.name}.job.pkl", folder / f"{target.name}.out.pkl"
-    with open(job, "wb") as handle:
-        pickle.dump(target, handle)
-    command = [sys.executable, "-m", "bpm.runtime.identifiability", str(folder), str(job)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not answer.exists():
-        raise BpmError(f"the profile of {target.name} failed:\n{done.stderr[-3000:]}")
-    with open(answer, "rb") as handle:
-        return pickle.load(handle)
+class Worker:
+    """A worker interpreter (:func:`worker_main`) started once: :meth:`profile` hands it
+    one target's job file on its standard input and waits for its answer file."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        command = [sys.executable, "-m", "bpm.runtime.identifiability", str(folder)]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def profile(self, target: Target) -> dict:
+        job = self.folder / f"{target.name}.job.pkl"
+        with open(job, "wb") as handle:
+            pickle.dump(target, handle)
+        self.process.stdin.write(f"{job}\n")
+        self.process.stdin.flush()
+        answer = Path(self.process.stdout.readline().strip())
+        if not answer.name or not answer.exists():
+            self.process.kill()
+            _, err = self.process.communicate()
+            raise BpmError(f"the profile of {target.name} failed:\n{err[-3000:]}")
+        with open(answer, "rb") as handle:
+            return pickle.load(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.communicate("")  # end of input: the worker exits
+        return False
 
 
-def worker_main(folder: str, job: str) -> None:
-    """A worker interpreter: the profile of the target in ``job``, written beside it."""
+def worker_main(folder: str) -> None:
+    """A worker interpreter: for each job file named on standard input, the profile of
+    its target, written beside it; the answer's path on standard output."""
     from .load import import_source
 
-    folder_path, job_path = Path(folder), Path(job)
+    folder_path = Path(folder)
     cls = import_source(folder_path / "model.py")
     with open(folder_path / "shared.pkl", "rb") as handle:
         shared = pickle.load(handle)
-    with open(job_path, "rb") as handle:
-        target = pickle.load(handle)
-    found = profile_here(shared, cls, target)
-    with open(job_path.with_name(f"{target.name}.out.pkl"), "wb") as handle:
-        pickle.dump(found, handle)
+    for line in sys.stdin:
+        job_path = Path(line.strip())
+        with open(job_path, "rb") as handle:
+            target = pickle.load(handle)
+        found = profile_here(shared, cls, target)
+        answer = job_path.with_name(f"{target.name}.out.pkl")
+        with open(answer, "wb") as handle:
+            pickle.dump(found, handle)
+        print(answer, flush=True)
 
 
 if __name__ == "__main__":
-    worker_main(*sys.argv[1:3])
+    worker_main(sys.argv[1])

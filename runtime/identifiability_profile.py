@@ -162,7 +162,7 @@ class Profile:
         nll = self.nll()
         last = [row["val_nll"] * LOG2 * self.reads for row in history[-2:]]
         self.last_drop = last[0] - last[1] if len(last) == 2 else math.inf
-        return nll, stage.stopped == "converged"
+        return nll, stage.stopped in ("converged", "stalled")
 
     def at(self, value: float, state: dict, before: dict | None = None):
         """Hold the quantity at ``value`` and refit from ``state`` (a :meth:`state`), or,

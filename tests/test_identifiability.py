@@ -94,6 +94,41 @@ def test_summary_json_holds_the_intervals(pinned, tmp_path):
     assert saved["profile"] == {}  # the model has no learned scalar energy
 
 
+def test_a_refit_stopped_by_the_stall_rule_has_settled(monkeypatch):
+    """A profile refit ends as a fit run to the training optimum does (L-BFGS's own
+    tolerances, or the stall rule): both count as settled; only the cap does not."""
+    import copy
+
+    from bpm.runtime import identifiability_profile as ip
+
+    table, _ = simulate(ONE, n=3000, mutation_rate=0.2, seed=2, noise=0.5)
+    result = fit(ONE, table, seed=0, quiet=True, steps=100)
+    train = result.dataset.subset("training")
+    target = ip.targets(result.module)[0]
+    profile = ip.Profile(
+        copy.deepcopy(result.module),
+        copy.deepcopy(result.measurement),
+        result.output,
+        train.codes,
+        train.counts,
+        target,
+    )
+    stops = []
+
+    def recorded(*args, **kwargs):
+        stage = run_stage(*args, **kwargs)
+        stops.append(stage.stopped)
+        return stage
+
+    run_stage = ip.run_stage
+    monkeypatch.setattr(ip, "run_stage", recorded)
+    profile.place(1.1)
+    _, settled = profile.refit(200)
+    assert stops == ["stalled"] and settled
+    _, settled = profile.refit(10)  # one step: neither stalled nor converged
+    assert stops[-1] == "iterations" and not settled
+
+
 def test_an_unidentified_scale_is_open_and_said_in_words(capsys):
     table, _ = simulate(TWO, n=4000, mutation_rate=0.2, seed=3, noise=0.5)
     result = fit(TWO, table, seed=0, quiet=False, steps=100, identifiability=True)
