@@ -14,8 +14,9 @@ from . import ir, symbolic
 from .codegen_context import Context
 from .codegen_kinetic import write_kinetic_probabilities, write_log_rates
 from .codegen_layout import natural_code
+from .codegen_printer import ModulePrinter
 from .codegen_verbatim import paste_method
-from .codegen_writer import ModulePrinter, doc_expr
+from .codegen_writer import doc_expr
 from .errors import BpmModelError
 
 
