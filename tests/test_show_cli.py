@@ -32,15 +32,14 @@ def test_show_prints_the_partition_function_once(capsys):
     [
         ["show", LAC],
         ["show", KINETIC],
-        ["check", LAC],
-        ["compile", "--emit", "ir", LAC],
         ["compile", "--emit", "sympy", KINETIC],
         ["compile", "--emit", "latex", LAC],
     ],
     ids=lambda argv: " ".join(a for a in argv if not a.endswith(".bpm")),
 )
 def test_reading_commands_import_no_torch(argv):
-    """Commands that only print text about a model start fast: none of them loads torch."""
+    """Commands that only print text about a model start fast: none of them loads torch
+    (``check`` and ``--emit ir``: tests/test_cli_outputs.py)."""
     probe = (
         "import sys, io, contextlib\nfrom bpm.cli import main\n"
         f"with contextlib.redirect_stdout(io.StringIO()): assert main({argv!r}) == 0\n"
