@@ -27,9 +27,9 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check cli compiler runtime tests benchmarks
-	$(BIN)/ruff format --check cli compiler runtime tests benchmarks
-	$(BIN)/lint-imports
+	$(BIN)/ruff check bpm_root cli compiler runtime tests benchmarks .ci
+	$(BIN)/ruff format --check bpm_root cli compiler runtime tests benchmarks .ci
+	$(BIN)/python .ci/lint_imports.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis *.egg-info

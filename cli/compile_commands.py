@@ -106,15 +106,18 @@ def closed_forms_with_notes(model, tree_budget: float | None, required: bool):
     Says so when a kinetic scheme obeys detailed balance, and when it is too large
     for the closed form: then the derivation is ``None`` (or, when ``required``,
     :class:`~bpm.compiler.kinetic.TreeBudgetExceeded` is raised). The trees are
-    counted once, here.
+    counted once, here. A thermodynamic model does not load the kinetic stage (nor networkx).
     """
-    from bpm.compiler.kinetic import TreeBudgetExceeded, detailed_balance
     from bpm.compiler.pipeline import derive
 
-    if model.kind == "kinetic":
-        balance = detailed_balance(model)
-        if balance.holds:
-            print(f"note: {model.name}: {balance.describe()}", file=sys.stderr)
+    if model.kind != "kinetic":
+        derivation = derive(model, tree_budget)
+        return derivation, derivation.tree_counts
+    from bpm.compiler.kinetic import TreeBudgetExceeded, detailed_balance
+
+    balance = detailed_balance(model)
+    if balance.holds:
+        print(f"note: {model.name}: {balance.describe()}", file=sys.stderr)
     try:
         derivation = derive(model, tree_budget)
     except TreeBudgetExceeded as over:

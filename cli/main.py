@@ -12,7 +12,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from bpm.compiler import __version__
 from bpm.compiler.errors import BpmError, Source
 
 from . import compile_commands, fit_commands, simulate_command
@@ -27,6 +26,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class Version(argparse.Action):
+    """``--version``: ``bpm <version>`` on stdout. The version is read from the installed
+    distribution only when asked (importlib.metadata takes ~20 ms to import)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from bpm import __version__
+
+        print(f"bpm {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bpm`` parser with every subcommand (check, compile, show, graph, fit,
     predict, simulate); each sets ``handler`` to the function that runs it."""
@@ -34,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bpm",
         description="Compile biophysical models of regulatory sequences and fit them to MPRA data.",
     )
-    parser.add_argument("--version", action="version", version=f"bpm {__version__}")
+    parser.add_argument("--version", action=Version, help="show the version and exit")
     parser.add_argument(
         "--traceback", action="store_true", help="show the Python traceback of an error"
     )

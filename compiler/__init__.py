@@ -11,8 +11,6 @@ from importlib import import_module
 
 from .errors import BpmDataError, BpmError, BpmModelError, BpmNameError, BpmSyntaxError, Span
 
-__version__ = "0.1.0"
-
 # Public name -> the submodule that defines it, imported when the name is first read.
 _WHERE = {
     "compile": "pipeline",
@@ -39,6 +37,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # one version, the installed distribution's: bpm.__version__
+        from bpm import __version__
+
+        return __version__
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(import_module(f".{_WHERE[name]}", __name__), name)

@@ -4,7 +4,8 @@ The driver: it names the parts of the generated module in the order they are
 written. The module imports only ``torch`` and the standard library and follows
 the contract in ``docs/module.md``; the same model always gives the same bytes.
 
-- :mod:`.codegen_writer`: the line writer, the sympy printer, literals;
+- :mod:`.codegen_writer`: the line writer and literals;
+- :mod:`.codegen_printer`: the sympy printer (closed forms as torch code);
 - :mod:`.codegen_layout`: how each name of the file is stored (``parameter_layout``);
 - :mod:`.codegen_header`: header, docstrings with the closed forms, class attributes;
 - :mod:`.codegen_init`: ``__init__``, the parameters and buffers;
@@ -33,8 +34,9 @@ from .codegen_header import class_doc, model_hash, write_class_attributes, write
 from .codegen_init import write_init
 from .codegen_kinetic import check_rates, write_transitions_table
 from .codegen_layout import ParameterSlot, parameter_slots
+from .codegen_printer import ModulePrinter
 from .codegen_verbatim import paste_method
-from .codegen_writer import ModulePrinter, Writer
+from .codegen_writer import Writer
 
 __all__ = [
     "ModulePrinter",

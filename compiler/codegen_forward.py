@@ -4,9 +4,17 @@
 every energy; ``probabilities(E)`` is ``softmax(-G)`` (thermodynamic) or the
 kinetic steady state (:mod:`.codegen_kinetic`); ``outputs(E, P)`` prints each
 output's expression with shared subexpressions named (``sympy.cse``).
+
+The methods that take sequence codes (``energy_table``, ``energies``, ``P``,
+``forward``) record gradients in train mode (a new module's) and none in eval mode,
+the module's inference mode: there ``float(model(x))`` needs no ``detach()``. The
+numbers are the same in both; ``probabilities(E)`` and ``outputs(E, P)`` always record.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import sympy
 
@@ -14,9 +22,21 @@ from . import ir, symbolic
 from .codegen_context import Context
 from .codegen_kinetic import write_kinetic_probabilities, write_log_rates
 from .codegen_layout import natural_code
+from .codegen_printer import ModulePrinter
 from .codegen_verbatim import paste_method
-from .codegen_writer import ModulePrinter, doc_expr
+from .codegen_writer import doc_expr
 from .errors import BpmModelError
+
+RECORDING = "with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):"
+"""The first line of a method body that records gradients in train mode only."""
+
+
+@contextlib.contextmanager
+def recording(c: Context) -> Iterator[None]:
+    """The lines written inside run under :data:`RECORDING`, one level deeper."""
+    c.w.line(RECORDING)
+    with c.w.indent():
+        yield
 
 
 def write_energy_methods(c: Context) -> None:
@@ -34,29 +54,37 @@ def write_energy_methods(c: Context) -> None:
             ref = "state_constant" if m.kind == "thermodynamic" else "rate_constant"
             w.line(f"return self.{ref}.new_zeros({lead})")
         else:
-            if c.seq:
-                w.line("n = x.shape[0]")
-            cols = []
-            for e in m.energies:
-                cols.append(f"e_{e.name}")
-                if isinstance(e, ir.SiteEnergy):
-                    _site_code(c, e)
-                elif c.seq:
-                    w.line(f"e_{e.name} = self.energy_{e.name}.expand(n)")
-                else:
-                    w.line(f"e_{e.name} = self.energy_{e.name}")
-            w.line(f"return torch.stack([{', '.join(cols)}]){c.T}")
+            with recording(c):
+                _energy_table_body(c)
     w.line()
     w.line(f"def energies(self{arg}):")
     with w.indent():
         out = "Tensor[N]" if c.seq else "0-d Tensor"
         w.docstring(f"Every declared energy in kT: dict of {out}, scalars broadcast.")
-        w.line(f"table = self.energy_table({arg[2:]})")
-        w.line("return {name: table[..., k] for k, name in enumerate(self.energy_names)}")
+        with recording(c):
+            w.line(f"table = self.energy_table({arg[2:]})")
+            w.line("return {name: table[..., k] for k, name in enumerate(self.energy_names)}")
     w.line()
     if m.site_energies:
         paste_method(w, "_lookup")
         w.line()
+
+
+def _energy_table_body(c: Context) -> None:
+    """Each energy's column (site energies by lookup, scalars broadcast), stacked."""
+    w = c.w
+    if c.seq:
+        w.line("n = x.shape[0]")
+    cols = []
+    for e in c.model.energies:
+        cols.append(f"e_{e.name}")
+        if isinstance(e, ir.SiteEnergy):
+            _site_code(c, e)
+        elif c.seq:
+            w.line(f"e_{e.name} = self.energy_{e.name}.expand(n)")
+        else:
+            w.line(f"e_{e.name} = self.energy_{e.name}")
+    w.line(f"return torch.stack([{', '.join(cols)}]){c.T}")
 
 
 def _site_code(c: Context, e: ir.SiteEnergy) -> None:
@@ -95,7 +123,8 @@ def write_probability_methods(c: Context) -> None:
         what = "probabilities" if m.kind == "thermodynamic" else "steady-state occupancies"
         w.docstring(f"State {what}, columns in state_names order: Tensor{shape}.")
         contiguous = ".contiguous()" if c.seq else ""
-        w.line(f"return self.probabilities(self.energy_table({arg[2:]})){contiguous}")
+        with recording(c):
+            w.line(f"return self.probabilities(self.energy_table({arg[2:]})){contiguous}")
     w.line()
     w.line("def probabilities(self, E):")
     with w.indent():
@@ -149,9 +178,10 @@ def write_output_methods(c: Context) -> None:
         for o, e in zip(m.outputs, exprs, strict=True):
             rows.append(f"{o.name} = {doc_expr(e)}")
         w.docstring("\n".join(rows))
-        w.line(f"E = self.energy_table({arg[2:]})")
-        w.line("P = self.probabilities(E)")
-        w.line("return self.outputs(E, P)")
+        with recording(c):
+            w.line(f"E = self.energy_table({arg[2:]})")
+            w.line("P = self.probabilities(E)")
+            w.line("return self.outputs(E, P)")
     w.line()
     w.line("def outputs(self, E, P):")
     with w.indent():

@@ -1,8 +1,10 @@
-"""The text tools of code generation: a line writer, a sympy printer, literals.
+"""The text tools of code generation: a line writer, literals, docstring text.
 
 The generated module is written by :class:`Writer` (lines and an indentation
-context) and :class:`ModulePrinter` (sympy's TorchPrinter with symbols mapped to
-tensor expressions), never by string templates.
+context) and :class:`~bpm.compiler.codegen_printer.ModulePrinter` (sympy's
+TorchPrinter), never by string templates. The printer lives in its own module
+because sympy's ``sympy.printing.pytorch`` imports torch: the parameter layout
+(and so ``bpm show``) uses this module and stays free of torch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import unicodedata
 from collections.abc import Iterator
 
 import sympy
-from sympy.printing.pytorch import TorchPrinter
 
 DOC_EXPR_LIMIT = 2000
 """Characters of one closed form shown in a docstring; longer ones are summarized."""
@@ -81,37 +82,6 @@ def one_line(text: str) -> str:
     'models/a\\x0ab.bpm'
     """
     return "".join(_escape_control(ch) for ch in text)
-
-
-class ModulePrinter(TorchPrinter):
-    """sympy's TorchPrinter with each symbol printed as a given piece of code."""
-
-    def __init__(self, names: dict[sympy.Symbol, str]):
-        super().__init__({"fully_qualified_modules": True})
-        self._names = names
-
-    def _print_Symbol(self, expr: sympy.Symbol) -> str:
-        return self._names.get(expr, expr.name)
-
-    def _print(self, expr, **kwargs) -> str:
-        """A constant function of numbers (``log(2)``, ``sqrt(2)``, ``exp(-1)``) as one
-        float literal: torch's functions take tensors, not Python numbers."""
-        if (
-            isinstance(expr, sympy.Expr)
-            and expr.is_number
-            and not isinstance(expr, sympy.Rational | sympy.Float)
-        ):
-            return float_literal(float(expr))
-        return super()._print(expr, **kwargs)
-
-    def _print_Integer(self, expr: sympy.Integer) -> str:
-        """Whole numbers beyond 2^53 (``1e38``) as floats: torch refuses ints past int64."""
-        value = int(expr)
-        return float_literal(value) if abs(value) > 2**53 else str(value)
-
-    def _print_Float(self, expr: sympy.Float) -> str:
-        """Every double-precision digit (sympy's default prints 15)."""
-        return repr(float(expr))
 
 
 def float_literal(value: float) -> str:

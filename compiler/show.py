@@ -3,15 +3,17 @@
 States, energies (site energies with their slice, kind and number of values),
 parameters with the shapes they are stored in and the total learnable count,
 for kinetic models the transitions and the number of spanning trees into each
-state, then the closed forms.
+state, then the closed forms: each state's weight, the partition function once,
+``P(s) = w(s)/Z`` and each output as the model writes it (in terms of ``P(s)``), so
+no probability repeats the expanded Z. It imports no torch.
 """
 
 from __future__ import annotations
 
 import sympy
 
-from . import ir, symbolic
-from .codegen import parameter_slots
+from . import ir, printing, symbolic
+from .codegen_layout import parameter_slots
 
 
 def describe(
@@ -38,8 +40,15 @@ def describe(
         lines += ["closed forms: omitted (more spanning trees than the tree budget)"]
     else:
         lines += ["closed forms:"]
-        lines += ["  " + row for row in symbolic.render_text(derivation).splitlines()[1:]]
+        lines += ["  " + row for row in _closed_forms(model, derivation)]
     return "\n".join(lines) + "\n"
+
+
+def _closed_forms(model: ir.Model, derivation: symbolic.Derivation) -> list[str]:
+    """Weights and Z as the derivation gives them; outputs as written in the file."""
+    weights = {s: sympy.sstr(w, order="none") for s, w in derivation.weights.items()}
+    outputs = {o.name: ir.format_expr(o.expr) for o in model.outputs}
+    return printing.closed_form_lines(weights, sympy.sstr(derivation.Z, order="none"), outputs)
 
 
 def _sequence(model: ir.Model) -> list[str]:

@@ -5,7 +5,9 @@ parameter is stored and how (``parameter_layout``), the bound transforms between
 natural units and stored values, which output is fitted, which parameters are learned,
 where they start, the energies and kT, and the zero-mean gauge of site matrices.
 Modules saved before ``parameter_layout`` existed carry the private ``_storage``
-instead; :func:`layout` reads both, so old fit directories still load.
+instead; :func:`layout` reads both, so old fit directories still load. A module in
+eval mode records no gradients (its inference mode); :func:`recording` is how the
+runtime differentiates one whatever its mode.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import inspect
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +186,21 @@ def natural_derivative(value, transform: str, bound: float | None):
 
 
 # ---------------------------------------------------------------- outputs
+
+
+@contextmanager
+def recording(*modules: nn.Module) -> Iterator[None]:
+    """Train mode for the duration, each module's own mode (and its children's) restored
+    after: a generated module records gradients in train mode only (docs/module.md), so
+    every gradient the runtime takes runs inside this."""
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.train()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def output_names(model) -> tuple[str, ...]:

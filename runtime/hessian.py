@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn.utils import stateless
 
-from bpm.runtime.contract import SITE_PARTS, Slot, choose_output, layout, select_output
+from bpm.runtime.contract import SITE_PARTS, Slot, choose_output, layout, recording, select_output
 
 
 def learned_slots(module: torch.nn.Module) -> list[Slot]:
@@ -36,7 +36,8 @@ def default_nll(
     ``t`` is the output :func:`bpm.runtime.contract.choose_output` picks (``output`` if
     given, else the one named ``t``, else the only one).
     """
-    t = select_output(module(x), choose_output(module, output))
+    with recording(module):  # in eval mode the module would record no gradients
+        t = select_output(module(x), choose_output(module, output))
     return -measurement.log_likelihood(t, counts).sum()
 
 
@@ -119,7 +120,8 @@ def gradient(
     leaves = [getattr(module, slot.attribute) for slot in slots]
     leaves += list(measurement.parameters()) if measurement is not None else []
     if nll is not None:
-        value = nll(module, measurement)
+        with recording(module):
+            value = nll(module, measurement)
         return _flat(torch.autograd.grad(value, leaves, allow_unused=True), leaves).numpy()
     dtype = leaves[0].dtype
     x, counts = data_tensors(data, dtype)
@@ -173,7 +175,8 @@ def _plain_hessian(module, measurement, leaves, data, nll, chunk, dtype, output)
     H = torch.zeros(dim, dim, dtype=dtype)
     for batch in batches:
         if batch is None:
-            value = nll(module, measurement)
+            with recording(module):
+                value = nll(module, measurement)
         else:
             value = default_nll(module, measurement, *batch, output=output)
         grad = _flat(

@@ -36,6 +36,10 @@ class FitResult:
     refits of ``fit(..., bootstrap=N)`` (a :class:`~bpm.runtime.bootstrap.Bootstrap`).
     ``identifiability``: 95% profile-likelihood intervals of the energy scales and
     scalar energies (:func:`bpm.runtime.identifiability.identifiability`), or None.
+
+    ``module`` and ``measurement`` are put in eval mode, the module's inference mode:
+    ``float(result.module(x))`` needs no ``detach()``. Call ``.train()`` on them to train
+    further; the runtime's own refits and Hessians do so themselves.
     """
 
     module: nn.Module
@@ -60,6 +64,10 @@ class FitResult:
     uncertainty: object | None = field(default=None, repr=False)
     identifiability: dict | None = field(default=None, repr=False)
     bootstrap: object | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+        self.measurement.eval()
 
     @property
     def kT_kcal_per_mol(self) -> float:

@@ -153,29 +153,31 @@ class activated_repressed(torch.nn.Module):
 
         A transposed view: inside, energies are rows and sequences columns.
         """
-        n = x.shape[0]
-        codes = x[:, 1:27]
-        e_G_C = (
-            self._lookup(self.energy_G_C, codes + self.site_G_C_positions).sum(1)
-            + self.energy_G_C_offset
-        )
-        codes = x[:, 34:75]
-        e_G_P = (
-            self._lookup(self.energy_G_P, codes + self.site_G_P_positions).sum(1)
-            + self.energy_G_P_offset
-        )
-        codes = x[:, 50:71]
-        e_G_R = (
-            self._lookup(self.energy_G_R, codes + self.site_G_R_positions).sum(1)
-            + self.energy_G_R_offset
-        )
-        e_G_CP = self.energy_G_CP.expand(n)
-        return torch.stack([e_G_C, e_G_P, e_G_R, e_G_CP]).T
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            n = x.shape[0]
+            codes = x[:, 1:27]
+            e_G_C = (
+                self._lookup(self.energy_G_C, codes + self.site_G_C_positions).sum(1)
+                + self.energy_G_C_offset
+            )
+            codes = x[:, 34:75]
+            e_G_P = (
+                self._lookup(self.energy_G_P, codes + self.site_G_P_positions).sum(1)
+                + self.energy_G_P_offset
+            )
+            codes = x[:, 50:71]
+            e_G_R = (
+                self._lookup(self.energy_G_R, codes + self.site_G_R_positions).sum(1)
+                + self.energy_G_R_offset
+            )
+            e_G_CP = self.energy_G_CP.expand(n)
+            return torch.stack([e_G_C, e_G_P, e_G_R, e_G_CP]).T
 
     def energies(self, x):
         """Every declared energy in kT: dict of Tensor[N], scalars broadcast."""
-        table = self.energy_table(x)
-        return {name: table[..., k] for k, name in enumerate(self.energy_names)}
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            table = self.energy_table(x)
+            return {name: table[..., k] for k, name in enumerate(self.energy_names)}
 
     @staticmethod
     def _lookup(table, index):
@@ -190,7 +192,8 @@ class activated_repressed(torch.nn.Module):
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""
-        return self.probabilities(self.energy_table(x)).contiguous()
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return self.probabilities(self.energy_table(x)).contiguous()
 
     def probabilities(self, E):
         """P = softmax(-G) over states, from the energy table E (kT).
@@ -206,9 +209,10 @@ class activated_repressed(torch.nn.Module):
 
         t = r_max*(P(crp_rnap) + P(rnap))
         """
-        E = self.energy_table(x)
-        P = self.probabilities(E)
-        return self.outputs(E, P)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            E = self.energy_table(x)
+            P = self.probabilities(E)
+            return self.outputs(E, P)
 
     def outputs(self, E, P):
         """The outputs from the energy table E and the state probabilities P

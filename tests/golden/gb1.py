@@ -128,23 +128,25 @@ class gb1(torch.nn.Module):
 
         A transposed view: inside, energies are rows and sequences columns.
         """
-        n = x.shape[0]
-        codes = x[:, 0:55]
-        e_G_F = (
-            self._lookup(self.energy_G_F, codes + self.site_G_F_positions).sum(1)
-            + self.energy_G_F_offset
-        )
-        codes = x[:, 0:55]
-        e_G_B = (
-            self._lookup(self.energy_G_B, codes + self.site_G_B_positions).sum(1)
-            + self.energy_G_B_offset
-        )
-        return torch.stack([e_G_F, e_G_B]).T
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            n = x.shape[0]
+            codes = x[:, 0:55]
+            e_G_F = (
+                self._lookup(self.energy_G_F, codes + self.site_G_F_positions).sum(1)
+                + self.energy_G_F_offset
+            )
+            codes = x[:, 0:55]
+            e_G_B = (
+                self._lookup(self.energy_G_B, codes + self.site_G_B_positions).sum(1)
+                + self.energy_G_B_offset
+            )
+            return torch.stack([e_G_F, e_G_B]).T
 
     def energies(self, x):
         """Every declared energy in kT: dict of Tensor[N], scalars broadcast."""
-        table = self.energy_table(x)
-        return {name: table[..., k] for k, name in enumerate(self.energy_names)}
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            table = self.energy_table(x)
+            return {name: table[..., k] for k, name in enumerate(self.energy_names)}
 
     @staticmethod
     def _lookup(table, index):
@@ -159,7 +161,8 @@ class gb1(torch.nn.Module):
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""
-        return self.probabilities(self.energy_table(x)).contiguous()
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return self.probabilities(self.energy_table(x)).contiguous()
 
     def probabilities(self, E):
         """P = softmax(-G) over states, from the energy table E (kT).
@@ -175,9 +178,10 @@ class gb1(torch.nn.Module):
 
         t = P(bound)
         """
-        E = self.energy_table(x)
-        P = self.probabilities(E)
-        return self.outputs(E, P)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            E = self.energy_table(x)
+            P = self.probabilities(E)
+            return self.outputs(E, P)
 
     def outputs(self, E, P):
         """The outputs from the energy table E and the state probabilities P

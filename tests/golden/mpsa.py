@@ -125,19 +125,21 @@ class mpsa(torch.nn.Module):
 
         A transposed view: inside, energies are rows and sequences columns.
         """
-        n = x.shape[0]
-        codes = x[:, 0:9]
-        e_G = (
-            self._lookup(self.energy_G, codes + self.site_G_positions).sum(1)
-            + self._lookup(self.energy_G_pairwise, codes[:, self.site_G_i] * 4 + codes[:, self.site_G_j] + self.site_G_pairs).sum(1)
-            + self.energy_G_offset
-        )
-        return torch.stack([e_G]).T
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            n = x.shape[0]
+            codes = x[:, 0:9]
+            e_G = (
+                self._lookup(self.energy_G, codes + self.site_G_positions).sum(1)
+                + self._lookup(self.energy_G_pairwise, codes[:, self.site_G_i] * 4 + codes[:, self.site_G_j] + self.site_G_pairs).sum(1)
+                + self.energy_G_offset
+            )
+            return torch.stack([e_G]).T
 
     def energies(self, x):
         """Every declared energy in kT: dict of Tensor[N], scalars broadcast."""
-        table = self.energy_table(x)
-        return {name: table[..., k] for k, name in enumerate(self.energy_names)}
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            table = self.energy_table(x)
+            return {name: table[..., k] for k, name in enumerate(self.energy_names)}
 
     @staticmethod
     def _lookup(table, index):
@@ -152,7 +154,8 @@ class mpsa(torch.nn.Module):
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""
-        return self.probabilities(self.energy_table(x)).contiguous()
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return self.probabilities(self.energy_table(x)).contiguous()
 
     def probabilities(self, E):
         """P = softmax(-G) over states, from the energy table E (kT).
@@ -168,9 +171,10 @@ class mpsa(torch.nn.Module):
 
         t = P(u1)
         """
-        E = self.energy_table(x)
-        P = self.probabilities(E)
-        return self.outputs(E, P)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            E = self.energy_table(x)
+            P = self.probabilities(E)
+            return self.outputs(E, P)
 
     def outputs(self, E, P):
         """The outputs from the energy table E and the state probabilities P
