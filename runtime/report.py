@@ -30,6 +30,12 @@ FORMAT = 2
 #: used before 2026-12 (``train``, ``val``) with them: saved fits with either load.
 SPLITS = ("training", "validation", "test")
 SPLIT_KEYS = (("train", "training"), ("val", "validation"), ("test", "test"))
+#: summary.json's record of how the fit was made (:func:`provenance_summary`), in the
+#: order written; a loaded fit keeps it, so saving it again does not lose it.
+PROVENANCE = (
+    "bpm_version", "torch_version", "python_version", "data_sha256",
+    "execution_path", "options", "options_given",
+)  # fmt: skip
 
 
 def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tables=None) -> dict:
@@ -43,6 +49,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "model": result.model_path or name,
         "model_name": name,
         "data": result.data_path or result.data_summary.get("source", ""),
+        **provenance_summary(result),
         "output": result.output,
         "n_train": result.sizes["training"],
         "n_val": result.sizes["validation"],
@@ -69,6 +76,15 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         **uncertainty_summary(result, tables),
         **bootstrap_summary(result, tables),
     }
+
+
+def provenance_summary(result) -> dict:
+    """How the fit was made (:attr:`~bpm.runtime.result.FitResult.provenance`: the
+    versions, every option, the data file's sha256); for a result without one, at least
+    the version of bpm writing it."""
+    from bpm.compiler import __version__
+
+    return dict(getattr(result, "provenance", None) or {"bpm_version": __version__})
 
 
 def identifiability_summary(result) -> dict:
