@@ -1,4 +1,5 @@
-"""What a fit leaves behind: summary.json, params/*.csv, model.py, model.pt, plots/*.png.
+"""What a fit leaves behind: summary.json, params/*.csv, model.py, model.pt, plots/*.png
+and report.html (:mod:`bpm.runtime.report_html`, written from the other files).
 
 ``write_report(result, DIR)`` writes them from a :class:`~bpm.runtime.result.FitResult`
 (read back by :func:`bpm.runtime.load.load_fit`). This module knows the files, not the
@@ -19,6 +20,7 @@ from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstra
 from .fit_directory import replacing
 from .fit_source import RECORD_KEY, source_record
 from .measurement_kinds import kind_of
+from .report_html import write_html
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
 
@@ -188,6 +190,7 @@ def write_report(
     directory = Path(directory)
     with replacing(directory) as folder:
         write_files(result, folder, plots, gauge, wild_type)
+        write_html(folder, name=directory)  # read back from the files, as bpm report does
     return directory
 
 
