@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from bpm.runtime import fit
 from bpm.runtime.plots import mark_stages, pyplot
 from bpm.runtime.simulate import simulate
 
+ROOT = Path(__file__).parent.parent
 QUICK = dict(steps=20, polish=5, quiet=True, seed=1)
 SECTIONS = ["model", "closed-form", "states", "energies", "measurement", "history", "test",
             "parameters", "identifiability", "data", "provenance"]  # fmt: skip
@@ -187,6 +189,19 @@ def test_a_kinetic_scheme_is_drawn_and_a_missing_graphviz_is_said(kinetic, monke
     page = Page((kinetic.parent / "none.html").read_text())
     assert "The scheme could not be drawn here (Graphviz's 'dot' is not installed" in page.text
     assert page.sections == SECTIONS
+
+
+def test_the_report_guide_runs_as_written(tmp_path, monkeypatch, capsys):
+    """docs/report.md's Python blocks, in order, from the repository root."""
+    monkeypatch.chdir(ROOT)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "report.md").read_text(), re.S)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block.replace("results/", f"{tmp_path}/"), "report.md", "exec"), namespace)
+    assert capsys.readouterr().out.split() == ["True"]  # the refit is the same fit
+    assert Page((tmp_path / "lac-quick.html").read_text()).sections == SECTIONS
+    assert (tmp_path / "lac-quick" / "report.html").is_file()
 
 
 def test_the_history_marks_where_each_optimizer_stage_begins():
