@@ -134,6 +134,9 @@ def measurement_body(figures: Figures, info: dict) -> str:
     words = paragraph(f"measurement kind: {kind}" if kind else "measurement kind not recorded")
     found = info.get("measurement")
     shown = pairs(found) if isinstance(found, dict) else ""
+    if any(p.name == "test_prediction.png" for p in figures.left):  # scores, count pairs
+        return words + shown + paragraph("Drawn with the test data, under Predicted against "
+                                         "observed: the fitted link and its noise.")  # fmt: skip
     return words + shown + figures_of(figures, ("measurement",), "measurement")
 
 
@@ -213,6 +216,8 @@ def command(directory: Path, info: dict, shown: str, flags: list[str]) -> list[s
     model = str(info.get("model", ""))
     model = model if model.endswith(".bpm") else str(Path(shown) / "model.bpm")
     argv = ["bpm", "fit", model, str(info.get("data", "")), "-o", shown, *flags]
+    if info.get("execution_path") == "stream" and "--stream" not in flags:
+        argv.append("--stream")  # chosen by the data's size (or BPM_STREAM): asked for here
     if "standard_error_status" in info:
         argv.append("--uncertainty")
     if info.get("gauge") == "wild-type":

@@ -86,12 +86,13 @@ class Page(HTMLParser):
         return " ".join(self.words)
 
 
-def fitted(tmp: Path, model: str, name: str, **options) -> Path:
-    """A fit directory of ``model`` on reads simulated from it."""
+def fitted(tmp: Path, model: str, name: str, measurement: str = "sortseq") -> Path:
+    """A fit directory of ``model`` on data simulated from it, standard errors included."""
     (tmp / f"{name}.bpm").write_text(model)
-    frame, _ = simulate(model, n=900, reads=3000, seed=3)
+    reads = 3000 if measurement == "sortseq" else None
+    frame, _ = simulate(model, n=900, reads=reads, seed=3, measurement=measurement)
     frame.to_csv(tmp / f"{name}.csv", index=False)
-    result = fit(str(tmp / f"{name}.bpm"), str(tmp / f"{name}.csv"), **QUICK, **options)
+    result = fit(str(tmp / f"{name}.bpm"), str(tmp / f"{name}.csv"), **QUICK)
     result.analyze_uncertainty()
     return result.save(tmp / name)
 
@@ -145,6 +146,16 @@ def test_the_page_shows_units_errors_and_the_data_summary(thermo):
     status = summary["standard_error_status"]["status"]
     assert status == "ok" or summary["standard_error_status"]["why"] in page.text
     assert f"{summary['data_validation']['rows_read']:,}" in page.text
+
+
+def test_a_score_is_drawn_against_its_prediction(tmp_path):
+    directory = fitted(tmp_path, THERMO, "scores", measurement="continuous")
+    _, page = read(directory)
+    assert page.sections == SECTIONS
+    assert "<b>test_prediction.png</b>" in (directory / "report.html").read_text()
+    assert "measurement kind: continuous" in page.text and "R2" in page.text
+    assert "Drawn with the test data" in page.text  # the link is drawn in that figure
+    assert len(page.images) == len(list((directory / "plots").rglob("*.png")))
 
 
 def test_bpm_report_writes_the_same_page_again(thermo, capsys):
