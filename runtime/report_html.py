@@ -20,7 +20,6 @@ from .option_flags import command_flags
 from .report_page import (
     Figures,
     Section,
-    caption,
     columns,
     esc,
     figure,
@@ -84,7 +83,7 @@ def sections(directory: Path, info: dict, shown: str) -> list[Section]:
     ]
     rest = figures.rest()
     if rest:
-        body = "".join(figure(p, "") for p in rest)
+        body = figures.show(rest)
         parts.append(Section("other-figures", "Other figures", body))
     return parts
 
@@ -117,7 +116,7 @@ def figures_of(figures: Figures, prefixes, what: str) -> str:
     there is no ``what`` figure."""
     found = [p for prefix in prefixes for p in figures.take(prefix)]
     if found:
-        return "".join(figure(p, caption(p.name)) for p in found)
+        return figures.show(found)
     if not figures.exists:
         return paragraph("No figures: the fit was written without plots (--no-plots).", "muted")
     return paragraph(f"No {what} figure in plots/.", "muted")
@@ -299,7 +298,7 @@ def parameters_part(directory: Path, info: dict, figures) -> str:
         rows.append(row)
     body = table(header, rows) if rows else paragraph("No scalar parameters recorded.")
     if not errors:
-        body += paragraph("No standard errors: the fit ran without --uncertainty.", "muted")
+        body += paragraph("No Hessian standard errors: bpm fit --uncertainty gives them.", "muted")
     status = info.get("standard_error_status") or {}
     if status.get("why"):
         body += paragraph(status["why"], "note")
@@ -307,8 +306,7 @@ def parameters_part(directory: Path, info: dict, figures) -> str:
     tables = sorted(p.name for p in (directory / "params").glob("*.csv"))
     if tables:
         body += paragraph("Tables in params/ (kcal/mol, and _kT.csv in kT): " + ", ".join(tables))
-    found = figures.take("errors_scalars") + figures.take("bootstrap")
-    return body + "".join(figure(p, caption(p.name)) for p in found)
+    return body + figures.show(figures.take("errors_scalars") + figures.take("bootstrap/"))
 
 
 def sites(info: dict) -> str:

@@ -25,6 +25,8 @@ MEDIA = {".png": "image/png", ".svg": "image/svg+xml"}
 
 #: Captions of the figures in plots/, by the start of their file name.
 CAPTIONS = {
+    "bootstrap/errors_scalars": "the scalar energies with their bootstrap standard errors",
+    "bootstrap/errors_": "every matrix entry with its bootstrap standard error",
     "logo_": "sequence logo of the site's additive energies (kcal/mol); letters up bind "
     "more strongly",
     "pairs_": "pair energies of the site (kcal/mol); red raises the energy (binds less)",
@@ -156,10 +158,11 @@ def data_uri(path: Path) -> str:
     return f"data:{media};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
-def figure(path: Path, caption: str) -> str:
-    """An embedded figure with its caption (its file name first, as it is in plots/)."""
-    alt = esc(f"{path.name}: {caption}")
-    words = f"<b>{esc(path.name)}</b>: {esc(caption)}" if caption else f"<b>{esc(path.name)}</b>"
+def figure(path: Path, caption: str, label: str | None = None) -> str:
+    """An embedded figure with its caption, after its ``label`` (default: its file name)."""
+    label = label or path.name
+    alt = esc(f"{label}: {caption}")
+    words = f"<b>{esc(label)}</b>: {esc(caption)}" if caption else f"<b>{esc(label)}</b>"
     return (
         f'<figure><img src="{data_uri(path)}" alt="{alt}"><figcaption>{words}</figcaption></figure>'
     )
@@ -187,15 +190,24 @@ class Figures:
     out once: what no section takes is shown at the end."""
 
     def __init__(self, folder: Path):
+        self.folder = folder
         self.exists = folder.is_dir()
         found = sorted(folder.rglob("*")) if self.exists else []
         self.left = [p for p in found if p.suffix.lower() in MEDIA and p.is_file()]
 
+    def label(self, path: Path) -> str:
+        """``path`` as it is in plots/ (``history.png``, ``bootstrap/errors_G.png``)."""
+        return path.relative_to(self.folder).as_posix()
+
     def take(self, prefix: str) -> list[Path]:
-        """The figures not yet taken whose names start with ``prefix``."""
-        taken = [p for p in self.left if p.name.startswith(prefix)]
+        """The figures not yet taken whose paths in plots/ start with ``prefix``."""
+        taken = [p for p in self.left if self.label(p).startswith(prefix)]
         self.left = [p for p in self.left if p not in taken]
         return taken
+
+    def show(self, paths: list[Path]) -> str:
+        """``paths`` embedded, each labelled and captioned (:func:`caption`)."""
+        return "".join(figure(p, caption(self.label(p)), self.label(p)) for p in paths)
 
     def rest(self) -> list[Path]:
         """The figures no section took."""
@@ -203,7 +215,7 @@ class Figures:
 
 
 def caption(name: str) -> str:
-    """The caption of a figure in plots/, by its name."""
+    """The caption of a figure in plots/, by its path there."""
     return next((words for start, words in CAPTIONS.items() if name.startswith(start)), "")
 
 

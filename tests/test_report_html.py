@@ -115,7 +115,8 @@ def read(directory: Path) -> tuple[str, Page]:
 def test_every_section_is_there_and_every_figure_is_embedded(thermo):
     text, page = read(thermo)
     assert page.sections == SECTIONS
-    drawn = sorted(p.name for p in (thermo / "plots").rglob("*.png"))
+    plots = thermo / "plots"
+    drawn = sorted(p.relative_to(plots).as_posix() for p in plots.rglob("*.png"))
     assert {"logo_G_A.png", "logo_G_R.png", "history.png", "measurement.png",
             "test_t_by_bin.png", "errors_G_A.png", "errors_scalars.png"} <= set(drawn)  # fmt: skip
     assert len(page.images) == len(drawn)  # each once
@@ -182,6 +183,48 @@ def test_an_old_directory_gets_a_page_that_says_what_it_lacks(thermo, tmp_path, 
     assert "is not a directory" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) != 0  # a directory without summary.json
     assert "no summary.json" in capsys.readouterr().err
+
+
+def test_intervals_optima_and_the_bootstrap_are_shown_where_they_belong(thermo, tmp_path):
+    """What --identifiability on, --starts and --bootstrap add to summary.json and plots/."""
+    summary = json.loads((thermo / "summary.json").read_text())
+    summary["identifiability"] = {
+        "level": 0.95, "at_optimum": False, "notes": ["G_I is determined only to 3.6 to ..."],
+        "better": {"quantity": "G_I", "value": 4.4, "nll": 1887.0},
+        "energy_scale": {"G_A": {"estimate": 1, "low": 0.95, "high": None, "units": "multiplier",
+                                 "open": {"high": "still falling at their cap"}}},
+        "profile": {"G_I": {"estimate": -1.1, "low": -1.6, "high": -0.7, "units": "kT"}},
+    }  # fmt: skip
+    summary["optima"] = [{"name": "best: G_I = -1.10 kT", "starts": [1, 2], "delta_train_nll": 0.0,
+                          "energies": {"G_I": {"kT": -1.1}}, "matrix_r": {"G_A": 1.0}}]  # fmt: skip
+    summary["bootstrap"] = {"params": {"G_I": {"se": 0.25, "low": -1.5, "high": -0.6}},
+                            "notes": ["bootstrap: 2 of 2 refits"], "seconds": 10.5}  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "plots" / "bootstrap").mkdir(parents=True)
+    for name in ("errors_scalars.png", "bootstrap/errors_G_A.png", "extra.png"):
+        (tmp_path / "plots" / name).write_bytes((thermo / "plots" / "history.png").read_bytes())
+    assert main(["report", str(tmp_path)]) == 0
+    text = (tmp_path / "report.html").read_text()
+    parts = dict(
+        zip(SECTIONS + ["other-figures"], re.split(r"<section id=", text)[1:], strict=True)
+    )
+    for words in (
+        "Profile-likelihood intervals (95%)",
+        "still falling at their cap",
+        "G_A",
+        "a profile refit beat the fit",
+        "best: G_I = -1.10 kT",
+        "G_I is determined",
+    ):
+        assert words in parts["identifiability"], words
+    assert "bootstrap interval" in parts["parameters"] and "-1.5 to -0.6" in parts["parameters"]
+    assert (
+        "<b>bootstrap/errors_G_A.png</b>: every matrix entry with its bootstrap"
+        in parts["parameters"]
+    )
+    assert "<b>errors_scalars.png</b>" in parts["parameters"]
+    assert "bootstrap wall time (s)" in parts["provenance"]
+    assert "<b>extra.png</b>" in parts["other-figures"]  # nothing drawn is left out
 
 
 def test_a_kinetic_scheme_is_drawn_and_a_missing_graphviz_is_said(kinetic, monkeypatch):
