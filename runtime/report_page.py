@@ -55,7 +55,8 @@ section { background: #fff; border: 1px solid #d8dde3; border-radius: 6px;
 h2 { font-size: 19px; border-bottom: 1px solid #e4e7eb; padding-bottom: 6px; }
 h3 { font-size: 15px; margin: 16px 0 6px; }
 pre { background: #f3f5f7; border: 1px solid #e1e5e9; padding: 10px 12px;
-      overflow-x: auto; font: 12.5px/1.4 ui-monospace, Menlo, Consolas, monospace; }
+      white-space: pre-wrap; overflow-wrap: anywhere;
+      font: 12.5px/1.4 ui-monospace, Menlo, Consolas, monospace; }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 13.5px; }
 th, td { border-bottom: 1px solid #e4e7eb; padding: 3px 10px 3px 0; text-align: left;
          vertical-align: top; }
