@@ -95,7 +95,7 @@ def run_fit(
 
             source = ", model.bpm" if (Path(output) / "model.bpm").exists() else ""
             drawn = ", plots/" if plots else ""
-            wrote = f"summary.json, params/, model.py{source}, model.pt{drawn}"
+            wrote = f"summary.json, params/, model.py{source}, model.pt{drawn}, report.html"
             print(f"wrote {output}/ ({wrote})", file=sys.stderr)
     if not options.quiet:
         test = result.metrics["test"]
@@ -141,6 +141,19 @@ def run_predict(
     except OSError as error:
         raise BpmError(f"cannot write {output}: {error.strerror or error}") from None
     print(f"wrote {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_report(fit_dir: str, output: str | None) -> int:
+    """Write the report.html of the fit directory ``fit_dir`` again (or to ``output``)."""
+    from pathlib import Path
+
+    from bpm.runtime.report_html import write_html
+
+    if not Path(fit_dir).is_dir():
+        raise named(BpmError("is not a directory: give one written by bpm fit -o"), fit_dir)
+    written = write_html(fit_dir, output)
+    print(f"wrote {written}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -221,3 +234,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             a.fit_dir, a.sequences, a.output, model=a.model, trust=a.trust
         )
     )
+
+    p = subparsers.add_parser(
+        "report",
+        help="write a fit directory's report.html again",
+        description="Write DIR/report.html from the files of a fit directory: one page "
+        "with the model, its closed form, every figure and table and how the fit was made.",
+    )
+    p.add_argument("fit_dir", metavar="DIR", help="a directory written by bpm fit -o")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of DIR/report.html")
+    p.set_defaults(handler=lambda a: run_report(a.fit_dir, a.output))

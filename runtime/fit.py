@@ -11,8 +11,14 @@ bit for bit, on the same machine.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 from pathlib import Path
+
+import torch
+
+from bpm.compiler import __version__
 
 from .contract import resolve_model
 from .options import FitOptions
@@ -26,6 +32,7 @@ __all__ = [
     "fit",
     "fit_in_process",
     "polish",
+    "provenance",
     "resolve_model",
     "split_tensors",
     "wants_stream",
@@ -67,7 +74,38 @@ def fit(model, data, options: FitOptions | dict | None = None, **kwargs) -> FitR
         from .identifiability import attach
 
         attach(result, options)
+    result.provenance = provenance(data, options, path)
     return result
+
+
+def provenance(data, options: FitOptions, path: str) -> dict:
+    """What summary.json needs to make the fit again: every option, those the caller set,
+    the execution path, the versions, and the sha256 of the data file (None for data
+    given in memory)."""
+    return {
+        "bpm_version": __version__,
+        "torch_version": str(torch.__version__),  # a TorchVersion, which model.pt refuses
+        "python_version": platform.python_version(),
+        "data_sha256": file_sha256(data),
+        "execution_path": path,
+        "options": options.record(),
+        "options_given": sorted(options.given),
+    }
+
+
+def file_sha256(data) -> str | None:
+    """The sha256 of the bytes of ``data`` when it names a file, else None.
+
+    >>> file_sha256(Path(os.devnull)) is None, file_sha256("no/such/file") is None
+    (True, True)
+    """
+    if not isinstance(data, (str, Path)) or not Path(data).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(data, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def wants_stream(data) -> bool:

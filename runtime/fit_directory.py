@@ -28,7 +28,9 @@ from pathlib import Path
 from bpm.compiler.errors import BpmError
 
 #: What a fit directory holds (anything else in an existing DIR makes it not one).
-FIT_ENTRIES = frozenset({"summary.json", "params", "model.py", "model.bpm", "model.pt", "plots"})
+FIT_ENTRIES = frozenset(
+    {"summary.json", "params", "model.py", "model.bpm", "model.pt", "plots", "report.html"}
+)
 #: How many times a swap is retried when other fits keep replacing DIR meanwhile.
 ATTEMPTS = 50
 

@@ -25,7 +25,7 @@ from .measurement_affine import AffineMeasurement
 from .measurement_continuous import ContinuousMeasurement
 from .measurement_counts import CountPairMeasurement
 from .predict import predictions, read_sequences
-from .report import FORMAT, SPLIT_KEYS
+from .report import FORMAT, PROVENANCE, SPLIT_KEYS
 from .result import FitResult
 
 __all__ = ["build_measurement", "import_source", "load_fit", "predict", "read_saved"]
@@ -130,6 +130,7 @@ def _result(saved: dict, module, measurement, rebuilt) -> FitResult:
         model_path=str(info.get("model", "")),
         data_path=str(info.get("data", "")),
         profile=list(info.get("profile", [])),
+        provenance={key: info[key] for key in PROVENANCE if key in info},
     )
     # the model source, so that saving this result again records it (source_record), and
     # how it was matched to the fit when the fit recorded none

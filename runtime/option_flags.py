@@ -179,3 +179,66 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
     if data:
         values["data_options"] = data
     return FitOptions.build(**values)
+
+
+#: Options set by a ``bpm fit`` flag of the same name (``--eval-every`` for ``eval_every``).
+SAME_NAME = (
+    "seed", "device", "threads", "steps", "lr", "patience", "eval_every", "polish", "hidden",
+    "batch_size", "epochs", "cache_dir", "link", "starts", "bootstrap", "stop", "noise",
+)  # fmt: skip
+#: ``data_options`` keys set by a flag of the same name (``--y-column`` for ``y_column``).
+DATA_FLAGS = (
+    "sequence_column", "count_prefix", "split_column", "measurement", "y_column", "dy_column",
+    "pair",
+)  # fmt: skip
+
+
+def command_flags(options: dict) -> tuple[list[str], list[str]]:
+    """The ``bpm fit`` flags that give a fit ``options`` (a
+    :meth:`~bpm.runtime.options.FitOptions.record`), every value that is not the default;
+    and the names of such options that no flag sets (only ``fit()`` in Python does).
+
+    >>> command_flags(FitOptions.build(steps=50, fix=("G_I",), spread=1.0).record())
+    (['--fix=G_I', '--steps=50'], ['spread'])
+    """
+    defaults = FitOptions().record()
+    flags, python_only = [], []
+    for name, value in options.items():
+        if name == "quiet" or name not in defaults or value == defaults[name]:
+            continue
+        if name in SAME_NAME and value is not None:
+            flags.append(f"--{name.replace('_', '-')}={value}")
+        elif name == "output":
+            flags.append(f"--model-output={value}")
+        elif name == "processes":
+            flags.append(f"--distributed={value}")
+        elif name == "mode" and value in ("stream", "distributed"):
+            flags += ["--stream"] if value == "stream" else []
+        elif name in ("learn_slope", "identifiability") and value is True:
+            flags.append("--learn-slope" if name == "learn_slope" else "--identifiability=on")
+        elif name == "gates" and value:
+            flags.append("--gates=" + ",".join(repr(float(g)) for g in value))
+        elif name == "init":
+            flags += [f"--init={k}={float(v)!r}" for k, v in value.items()]
+        elif name == "fix":
+            flags += [f"--fix={k}" for k in value]
+        elif name == "data_options":
+            python_only += data_flags(value, flags)
+        else:
+            python_only.append(name)
+    return flags, python_only
+
+
+def data_flags(data: dict, flags: list[str]) -> list[str]:
+    """Append to ``flags`` those that give ``data`` (``data_options``); the keys no flag sets."""
+    rest = []
+    for key, value in data.items():
+        if key in DATA_FLAGS:
+            flags.append(f"--{key.replace('_', '-')}={value}")
+        elif key == "count_columns":
+            flags.append("--counts=" + ",".join(value))
+        elif key == "carve_validation" and value is False:
+            flags.append("--no-carve-validation")
+        else:
+            rest.append(f"data_options.{key}")
+    return rest

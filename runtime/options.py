@@ -219,6 +219,15 @@ class FitOptions:
         """A copy with ``changes`` applied (and counted as given)."""
         return dataclasses.replace(self, **changes, given=self.given | set(changes))
 
+    def record(self) -> dict:
+        """Every option by name (``given`` aside) as plain JSON values: what summary.json
+        keeps under ``options``, and what :meth:`build` takes back.
+
+        >>> FitOptions.build(steps=20, fix=("G_I",)).record()["fix"]
+        ['G_I']
+        """
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "given"}
+
     def notes(self, path: str) -> list[str]:
         """What the caller set that ``path`` (``full`` or ``stream``) does not use."""
         unused = STREAM_ONLY if path == "full" else FULL_ONLY
@@ -233,3 +242,12 @@ class FitOptions:
 def _default(name: str):
     f = FitOptions.__dataclass_fields__[name]
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _plain(value):
+    """``value`` with tuples as lists and mappings as dicts, all the way down."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -213,8 +213,22 @@ def draw_logo(ax, frame) -> None:
     ax.set_ylim(bottom - pad, top + pad)
 
 
+def mark_stages(ax, stages: list[dict]) -> None:
+    """Name each optimizer stage at the step it starts (``stages``: the fit's, in order,
+    with their ``iterations``), a dashed line where each after the first begins."""
+    start = 0
+    for k, stage in enumerate(stages):
+        if k:
+            ax.axvline(start, color="0.55", ls="--", lw=0.8)
+        where = (max(start, ax.get_xlim()[0]), 1.0)
+        ax.annotate(f" {stage['stage']}", where, xycoords=("data", "axes fraction"),
+                    va="top", fontsize=8, color="0.35")  # fmt: skip
+        start += int(stage.get("iterations", 0))
+
+
 def plot_history(result, path: Path, plt) -> Path:
-    """Train and validation NLL (bits per read) and validation I_var over training steps."""
+    """Train and validation NLL (bits per read) and validation I_var over training steps,
+    the optimizer stages marked."""
     steps = [h["step"] for h in result.history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(steps, [h["train_nll"] for h in result.history], label="training")
@@ -233,6 +247,9 @@ def plot_history(result, path: Path, plt) -> Path:
     b.set_ylabel("I_var (bits)")
     b.legend(frameon=False)
     b.set_title("variational information", fontsize=10)
+    if len(result.stages) > 1:
+        for ax in (a, b):
+            mark_stages(ax, result.stages)
     return save_figure(fig, (a, b), path)
 
 

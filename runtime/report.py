@@ -1,4 +1,5 @@
-"""What a fit leaves behind: summary.json, params/*.csv, model.py, model.pt, plots/*.png.
+"""What a fit leaves behind: summary.json, params/*.csv, model.py, model.pt, plots/*.png
+and report.html (:mod:`bpm.runtime.report_html`, written from the other files).
 
 ``write_report(result, DIR)`` writes them from a :class:`~bpm.runtime.result.FitResult`
 (read back by :func:`bpm.runtime.load.load_fit`). This module knows the files, not the
@@ -19,6 +20,7 @@ from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstra
 from .fit_directory import replacing
 from .fit_source import RECORD_KEY, source_record
 from .measurement_kinds import kind_of
+from .report_html import write_html
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
 
@@ -30,6 +32,12 @@ FORMAT = 2
 #: used before 2026-12 (``train``, ``val``) with them: saved fits with either load.
 SPLITS = ("training", "validation", "test")
 SPLIT_KEYS = (("train", "training"), ("val", "validation"), ("test", "test"))
+#: summary.json's record of how the fit was made (:func:`provenance_summary`), in the
+#: order written; a loaded fit keeps it, so saving it again does not lose it.
+PROVENANCE = (
+    "bpm_version", "torch_version", "python_version", "data_sha256",
+    "execution_path", "options", "options_given",
+)  # fmt: skip
 
 
 def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tables=None) -> dict:
@@ -43,6 +51,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "model": result.model_path or name,
         "model_name": name,
         "data": result.data_path or result.data_summary.get("source", ""),
+        **provenance_summary(result),
         "output": result.output,
         "n_train": result.sizes["training"],
         "n_val": result.sizes["validation"],
@@ -69,6 +78,15 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         **uncertainty_summary(result, tables),
         **bootstrap_summary(result, tables),
     }
+
+
+def provenance_summary(result) -> dict:
+    """How the fit was made (:attr:`~bpm.runtime.result.FitResult.provenance`: the
+    versions, every option, the data file's sha256); for a result without one, at least
+    the version of bpm writing it."""
+    from bpm.compiler import __version__
+
+    return dict(getattr(result, "provenance", None) or {"bpm_version": __version__})
 
 
 def identifiability_summary(result) -> dict:
@@ -172,6 +190,7 @@ def write_report(
     directory = Path(directory)
     with replacing(directory) as folder:
         write_files(result, folder, plots, gauge, wild_type)
+        write_html(folder, name=directory)  # read back from the files, as bpm report does
     return directory
 
 

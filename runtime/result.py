@@ -36,6 +36,11 @@ class FitResult:
     refits of ``fit(..., bootstrap=N)`` (a :class:`~bpm.runtime.bootstrap.Bootstrap`).
     ``identifiability``: 95% profile-likelihood intervals of the energy scales and
     scalar energies (:func:`bpm.runtime.identifiability.identifiability`), or None.
+    ``provenance``: how the fit was made, for summary.json (set by
+    :func:`bpm.runtime.fit.fit`; see :func:`bpm.runtime.fit.provenance`): ``options``
+    (every option, :meth:`~bpm.runtime.options.FitOptions.record`), ``options_given``,
+    ``execution_path``, ``data_sha256``, ``bpm_version``, ``torch_version``,
+    ``python_version``; empty for a result made some other way.
 
     ``module`` and ``measurement`` are put in eval mode, the module's inference mode:
     ``float(result.module(x))`` needs no ``detach()``. Call ``.train()`` on them to train
@@ -64,6 +69,7 @@ class FitResult:
     uncertainty: object | None = field(default=None, repr=False)
     identifiability: dict | None = field(default=None, repr=False)
     bootstrap: object | None = field(default=None, repr=False)
+    provenance: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.module.eval()

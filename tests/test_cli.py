@@ -123,7 +123,8 @@ def test_detailed_balance_is_reported(tmp_path, capsys):
 def test_every_subcommand_is_registered():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"check", "compile", "show", "graph", "fit", "predict", "simulate"}
+    assert set(commands) == {"check", "compile", "show", "graph", "fit", "predict", "report",
+                             "simulate"}  # fmt: skip
 
 
 def _fit_args(*flags: str):

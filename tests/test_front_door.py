@@ -3,15 +3,21 @@ reported, one output rule, one options record."""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from bpm.compiler import load
+from bpm.compiler import __version__, load
 from bpm.compiler.errors import BpmError
 from bpm.runtime import contract
 from bpm.runtime.fit import execution_path, fit
+from bpm.runtime.load import load_fit
+from bpm.runtime.option_flags import add_arguments, command_flags, from_arguments
 from bpm.runtime.options import FitOptions
 from bpm.runtime.simulate import simulate
 from bpm.runtime.start import start_module
@@ -201,3 +207,41 @@ def test_gates_from_a_list_a_file_or_a_truth_file(tmp_path):
         FitOptions.build(link="affine", gates=(1.0, 0.0))
     with pytest.raises(BpmError, match="affine"):
         FitOptions.build(gates=(0.0, 1.0))
+
+
+def test_summary_json_says_how_to_make_the_fit_again(table, tmp_path):
+    """Version, every option, the data file's checksum: the record alone refits it."""
+    path, model = tmp_path / "reads.csv", tmp_path / "sites.bpm"
+    table.to_csv(path, index=False)
+    model.write_text(SITES)
+    result = fit(str(model), str(path), seed=4, fix=("G_J",), **QUICK)
+    info = json.loads((result.save(tmp_path / "fit", plots=False) / "summary.json").read_text())
+    assert info["bpm_version"] == __version__ and info["torch_version"] == torch.__version__
+    assert info["data_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert info["options"] == FitOptions.build(seed=4, fix=("G_J",), **QUICK).record()
+    assert info["options"]["fix"] == ["G_J"] and info["options"]["threads"] == 1
+    assert info["options_given"] == ["fix", "polish", "quiet", "seed", "steps"]
+    assert info["execution_path"] == "full" and info["measurement_kind"] == "sortseq"
+    assert load_fit(tmp_path / "fit").provenance == result.provenance  # kept when re-saved
+    again = fit(info["model"], info["data"], FitOptions.build(info["options"]))
+    assert again.metrics == result.metrics  # the same fit, from the record alone
+    assert fit(SITES, table, **QUICK).provenance["data_sha256"] is None  # data in memory
+
+
+def test_the_recorded_options_are_the_flags_that_give_them():
+    options = FitOptions.build(
+        seed=3, steps=50, lr=0.01, fix=("G_I",), init={"G_I": -2.5}, link="affine",
+        gates=(-1.0, 0.5), learn_slope=True, identifiability=True, starts=2, hidden=3,
+        spread=1.0, output="t", data_options={"count_columns": ["a", "b"],
+        "split_column": "fold", "carve_validation": False, "split_fractions": [0.5, 0.3, 0.2]},
+    )  # fmt: skip
+    flags, python_only = command_flags(options.record())
+    assert python_only == ["spread", "data_options.split_fractions"]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    again = from_arguments(parser.parse_args(flags)).record()
+    want = options.record()
+    want["spread"] = FitOptions().spread
+    want["data_options"].pop("split_fractions")
+    assert again == want
+    assert command_flags(FitOptions().record()) == ([], [])  # the defaults need no flag
