@@ -150,14 +150,15 @@ class gb1(torch.nn.Module):
 
     @staticmethod
     def _lookup(table, index):
-        """table.flatten()[index]: index [N, k] -> Tensor[N, k].
+        """table.flatten()[index] as a gather: index [N, k] -> Tensor[N, k].
 
-        One index_select on the flattened table, whose backward adds into a
-        gradient of the table's own size (a gather over an expanded table
-        would zero and scatter into a block of rows per call).
+        Up to 64 sequences share a row of the gather, so the backward pass
+        scatters into [N / rows, table size] rather than [N, table size].
         """
-        flat = table.reshape(-1).index_select(0, index.reshape(-1))
-        return flat.reshape(index.shape)
+        n, k = index.shape
+        block = math.gcd(n, 64) if isinstance(n, int) else 1
+        flat = table.reshape(1, -1).expand(n // block, -1)
+        return torch.gather(flat, 1, index.reshape(n // block, block * k)).reshape(n, k)
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""
