@@ -111,15 +111,19 @@ def covered(entry: dict, true: float) -> str:
     return "yes" if low is not None and high is not None else "open"
 
 
-def links(sizes, seeds, labels=("flexible", "affine", "affine+gates")) -> pd.DataFrame:
+def links(sizes, seeds, labels=("flexible", "affine", "affine+gates"), reads=1.0) -> pd.DataFrame:
     """The matched/mismatched table of ``--links``, with whether the truth lies in each
-    fit's 95% profile intervals (``in_*``: yes, no, or open: inside only by an open side)."""
+    fit's 95% profile intervals (``in_*``: yes, no, or open: inside only by an open side).
+    ``reads``: reads per cell (the simulator draws them with replacement within each bin,
+    so at 1 a cell with reads has two on average, and the likelihood, which takes every
+    read for an independent cell, counts its information twice)."""
     truth = realistic_truth()
     rows = []
     for n in sizes:
         for seed in seeds:
             table, sim = simulate(LAC, n=n, wild_type=WILD_TYPE, mutation_rate=0.115,
-                                  params=truth, noise=0.5, seed=100 + seed)  # fmt: skip
+                                  params=truth, noise=0.5, seed=100 + seed,
+                                  reads=int(reads * n))  # fmt: skip
             gates = sim.meta["bin_edges_log_t"]
             ways = {"flexible": {}, "affine": {"link": "affine"},
                     "affine+gates": {"link": "affine", "gates": gates}}  # fmt: skip
@@ -167,11 +171,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,50000,100000", help="cells, with --links")
     parser.add_argument("--seeds", type=int, default=5, help="simulation seeds, with --links")
     parser.add_argument("--ways", default="flexible,affine,affine+gates", help="with --links")
+    parser.add_argument(
+        "--reads", type=float, default=1.0, help="reads per cell, with --links (default 1)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.links:
         sizes = [int(v) for v in args.sizes.split(",")]
-        frame = links(sizes, range(args.seeds), tuple(args.ways.split(",")))
+        frame = links(sizes, range(args.seeds), tuple(args.ways.split(",")), args.reads)
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         inside = frame.melt(["n", "link"], ["in_CRP", "in_RNAP", "in_G_I"], "quantity", "in")
         print(inside.groupby(["n", "link", "quantity"])["in"].value_counts().unstack(fill_value=0))
