@@ -22,6 +22,10 @@ multipliers on the fitted tables, G_I in kT; ``open`` when inside only because a
 of the interval is open).
 
     python benchmarks/recovery.py --links --sizes 10000 --seeds 2 --ways flexible,affine+gates
+    python benchmarks/recovery.py --links --sizes 50000 --ways affine+gates --dispersion
+
+``--reads R``: R reads per cell (default 1). ``--dispersion``: fit with the read
+dispersion the simulation records (docs/fitting.md, "Duplicated reads").
 """
 
 from __future__ import annotations
@@ -111,12 +115,16 @@ def covered(entry: dict, true: float) -> str:
     return "yes" if low is not None and high is not None else "open"
 
 
-def links(sizes, seeds, labels=("flexible", "affine", "affine+gates"), reads=1.0) -> pd.DataFrame:
+def links(
+    sizes, seeds, labels=("flexible", "affine", "affine+gates"), reads=1.0, dispersion=False
+) -> pd.DataFrame:
     """The matched/mismatched table of ``--links``, with whether the truth lies in each
     fit's 95% profile intervals (``in_*``: yes, no, or open: inside only by an open side).
     ``reads``: reads per cell (the simulator draws them with replacement within each bin,
     so at 1 a cell with reads has two on average, and the likelihood, which takes every
-    read for an independent cell, counts its information twice)."""
+    read for an independent cell, counts its information twice). ``dispersion``: fit with
+    the ``dispersion`` the simulation records (``read_dispersion``), widening the
+    intervals by it."""
     truth = realistic_truth()
     rows = []
     for n in sizes:
@@ -129,8 +137,9 @@ def links(sizes, seeds, labels=("flexible", "affine", "affine+gates"), reads=1.0
                     "affine+gates": {"link": "affine", "gates": gates}}  # fmt: skip
             for label in labels:
                 start = time.perf_counter()
+                phi = sim.meta["read_dispersion"] if dispersion else 1.0
                 result = fit(LAC, table, seed=0, quiet=True, threads=1, identifiability=True,
-                             **ways[label])  # fmt: skip
+                             dispersion=phi, **ways[label])  # fmt: skip
                 p = {k: v.detach().double().numpy() for k, v in result.module.get_params().items()}
                 found = result.identifiability
                 scales = found["energy_scale"]
@@ -174,11 +183,17 @@ def main() -> None:
     parser.add_argument(
         "--reads", type=float, default=1.0, help="reads per cell, with --links (default 1)"
     )
+    parser.add_argument(
+        "--dispersion",
+        action="store_true",
+        help="with --links: fit with the read dispersion the simulation records",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.links:
         sizes = [int(v) for v in args.sizes.split(",")]
-        frame = links(sizes, range(args.seeds), tuple(args.ways.split(",")), args.reads)
+        ways = tuple(args.ways.split(","))
+        frame = links(sizes, range(args.seeds), ways, args.reads, args.dispersion)
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         inside = frame.melt(["n", "link"], ["in_CRP", "in_RNAP", "in_G_I"], "quantity", "in")
         print(inside.groupby(["n", "link", "quantity"])["in"].value_counts().unstack(fill_value=0))

@@ -38,7 +38,7 @@ import numpy as np
 from bpm.compiler.errors import BpmError
 
 from . import contract
-from .identifiability_profile import HALF_CHI2_95, Target, interval, run_profile, targets
+from .identifiability_profile import Target, interval, run_profile, targets
 from .train import snapshot
 
 #: A refit this much (total nats) below the fit's NLL means the fit was not at the optimum.
@@ -48,15 +48,19 @@ WIDE_SCALE = 0.25
 WIDE_ENERGY = 1.0
 
 
-def identifiability(result, *, names=None, processes: int | None = None) -> dict:
+def identifiability(
+    result, *, names=None, processes: int | None = None, dispersion: float = 1.0
+) -> dict:
     """Profile intervals of a fit whose data are in memory (``result.dataset``); the
     ``identifiability`` record of summary.json (see the module text). ``names`` limits
-    the quantities; ``processes`` how many run at a time (default ``os.cpu_count()``)."""
+    the quantities; ``processes`` how many run at a time (default ``os.cpu_count()``);
+    ``dispersion`` widens the level for reads that overstate their information
+    (:class:`~bpm.runtime.options.FitOptions`)."""
     started = time.perf_counter()
     if result.dataset is None:
         raise BpmError("identifiability needs the fit's reads in memory (a full-batch fit)")
     module = result.module
-    chosen = targets(module, names)
+    chosen = targets(module, names, dispersion)
     train = result.dataset.subset("training")
     shared = {
         "module_state": snapshot(module),
@@ -71,7 +75,8 @@ def identifiability(result, *, names=None, processes: int | None = None) -> dict
     kT = contract.kT_kcal_per_mol(module)
     out = {
         "level": 0.95,
-        "likelihood": "training reads: total NLL in nats; bound where 2 dNLL = 3.84",
+        "likelihood": "training reads: total NLL in nats; bound where 2 dNLL = 3.84 x dispersion",
+        "dispersion": float(dispersion),
         "energy_scale": {},
         "profile": {},
     }
@@ -95,7 +100,7 @@ def summarize(target: Target, found: dict, kT: float) -> dict:
     """One quantity's entry: ``estimate``, ``low``, ``high`` (None: open), why each side
     ended, the profile's lowest point, the search limits, the points evaluated, and
     whether the refit at the estimate settled."""
-    ends = interval(found["points"])
+    ends = interval(found["points"], target.rise)
     low_nll = ends["minimum_nll"]
     entry = {
         "estimate": target.estimate,
@@ -110,7 +115,7 @@ def summarize(target: Target, found: dict, kT: float) -> dict:
         "profile_minimum": ends["minimum"],
         "search_limits": [target.lower, target.upper],
         "points": [[v, n - low_nll] for v, n in sorted(found["points"])],
-        "rise_nats": HALF_CHI2_95,
+        "rise_nats": target.rise,
         "refit_iterations": found["iterations"],
         "settled_at_estimate": found["settled"],
     }
@@ -172,7 +177,9 @@ def attach(result, options) -> None:
         words = ["identifiability needs the reads in memory; a streamed fit has none"]
     else:
         cap = options.processes if options.processes > 1 else None
-        result.identifiability = identifiability(result, processes=cap)
+        result.identifiability = identifiability(
+            result, processes=cap, dispersion=options.dispersion
+        )
         words = result.identifiability["notes"]
     result.notes = [*result.notes, *words]
     if not options.quiet:

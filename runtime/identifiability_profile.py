@@ -69,11 +69,16 @@ class Target:
     lower: float
     upper: float
     step: float
+    #: the rise of the total NLL (nats) that bounds the interval: HALF_CHI2_95 times
+    #: the reads' dispersion
+    rise: float = HALF_CHI2_95
 
 
-def targets(module, names=None) -> list[Target]:
+def targets(module, names=None, dispersion: float = 1.0) -> list[Target]:
     """Every site energy whose tables are all learned (a scale), then every learned scalar
-    energy (a value); only those in ``names`` when given."""
+    energy (a value); only those in ``names`` when given; each bounded where the NLL has
+    risen ``dispersion`` times :data:`HALF_CHI2_95`."""
+    rise = HALF_CHI2_95 * dispersion
     slots = contract.layout(module)
     values = module.get_params()
     out = []
@@ -81,12 +86,12 @@ def targets(module, names=None) -> list[Target]:
         parts = [s for s in slots.values() if s.site == site and s.kind in TABLE_PARTS]
         if parts and all(s.learned for s in parts):
             held = tuple(s.name for s in parts)
-            out.append(Target(site, "scale", held, 1.0, *SCALE_LIMITS, SCALE_STEP))
+            out.append(Target(site, "scale", held, 1.0, *SCALE_LIMITS, SCALE_STEP, rise))
     for name, slot in slots.items():
         if slot.kind == "energy" and slot.learned:
             value = float(values[name])
             reach = (value - ENERGY_REACH, value + ENERGY_REACH)
-            out.append(Target(name, "energy", (name,), value, *reach, ENERGY_STEP))
+            out.append(Target(name, "energy", (name,), value, *reach, ENERGY_STEP, rise))
     if names is not None:
         out = [t for t in out if t.name in set(names)]
     return out
@@ -187,7 +192,7 @@ class Profile:
 
 def walk(profile: Profile, direction: int, points: list, start: dict, nll: float) -> str:
     """Refit outward from the estimate (``start``, total NLL ``nll``) in ``direction``
-    (+1 or -1) until the profile has risen :data:`HALF_CHI2_95` above its lowest point;
+    (+1 or -1) until the profile has risen ``target.rise`` above its lowest point;
     appends ``(value, nll)`` rows to ``points`` (every point of this profile so far, so
     both sides share the lowest). A refit above the level that has not settled bounds
     nothing unless it is above by :data:`FALLING_MARGIN` times its last fall: it is left
@@ -198,7 +203,7 @@ def walk(profile: Profile, direction: int, points: list, start: dict, nll: float
     :data:`SIDE_ITERATIONS`, spent)."""
     target = profile.target
     limit = target.upper if direction > 0 else target.lower
-    critical = math.sqrt(CHI2_95)
+    critical = math.sqrt(2 * target.rise)
     inside, outside, step = (target.estimate, nll, start), None, target.step
     before, ceiling, spent = None, None, profile.iterations
     for _ in range(MAX_POINTS):
@@ -225,7 +230,7 @@ def walk(profile: Profile, direction: int, points: list, start: dict, nll: float
             frac = min(max((critical - z_in) / (z_out - z_in), 0.15), 0.85)
             value = inside[0] + frac * (outside[0] - inside[0])
         found, settled = profile.at(value, inside[2], before)
-        above = found - min(low, found) - HALF_CHI2_95
+        above = found - min(low, found) - target.rise
         if above >= 0:
             if not settled and above < FALLING_MARGIN * profile.last_drop:
                 if outside is not None:

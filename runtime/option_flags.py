@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("on", "off"),
         help="profile-likelihood intervals of energy scales and scalar energies (default off)",
     )
+    add(
+        "--dispersion",
+        type=float,
+        metavar="PHI",
+        help="reads' information overstated PHI times (cells with several reads): "
+        "widens profile intervals and standard errors (default 1)",
+    )
     add("--steps", type=int, help="Adam steps (default 200 full batch; minibatch: by epochs)")
     add(
         "--stop",
@@ -144,6 +151,7 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
         "bootstrap",
         "stop",
         "noise",
+        "dispersion",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -185,6 +193,7 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
 SAME_NAME = (
     "seed", "device", "threads", "steps", "lr", "patience", "eval_every", "polish", "hidden",
     "batch_size", "epochs", "cache_dir", "link", "starts", "bootstrap", "stop", "noise",
+    "dispersion",
 )  # fmt: skip
 #: ``data_options`` keys set by a flag of the same name (``--y-column`` for ``y_column``).
 DATA_FLAGS = (

@@ -59,7 +59,14 @@ class FitOptions:
         ``identifiability``: after the fit, 95% profile-likelihood intervals of each site
         energy's scale and each learned scalar energy, by refits in parallel processes
         (:mod:`bpm.runtime.identifiability`; full batch only; off by default until it is
-        cheap: on the lac reads it costs about three fits).
+        cheap: on the lac reads it costs about three fits). ``dispersion``: how many
+        times the likelihood overstates the information in the reads, 1 (the default)
+        when every read comes from a cell of its own; when cells carry several reads
+        (PCR duplicates, a sort sequenced deeper than it has cells), the sum over cells
+        of k^2 / the sum of k, k a cell's reads (``bpm simulate`` records it as
+        ``read_dispersion``). Profile intervals then end where 2 dNLL = 3.84 x
+        ``dispersion``, and Hessian standard errors are multiplied by its square root
+        (docs/fitting.md, "Duplicated reads").
 
     The measurement process
         ``link``: ``flexible`` (a learned monotone link and learned cutpoints) or
@@ -121,6 +128,7 @@ class FitOptions:
     starts: int = 1
     bootstrap: int = 0
     identifiability: bool = False
+    dispersion: float = 1.0
     link: str = "flexible"
     gates: tuple[float, ...] | None = None
     learn_slope: bool = False
@@ -152,6 +160,11 @@ class FitOptions:
             raise BpmError(f"stop must be one of {list(STOPS)}, not {self.stop!r}")
         if self.bootstrap < 0:
             raise BpmError(f"bootstrap must be 0 or more refits, not {self.bootstrap}")
+        if not (isinstance(self.dispersion, int | float) and self.dispersion >= 1):
+            raise BpmError(
+                f"dispersion must be a number of at least 1 (1: each read its own cell), "
+                f"not {self.dispersion!r}"
+            )
         if self.processes < 1:
             raise BpmError(f"processes must be at least 1, not {self.processes}")
         if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(self.device)):

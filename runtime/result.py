@@ -139,6 +139,7 @@ class FitResult:
             output=self.output,
             converged=(self.convergence or {}).get("converged"),
             refit=refit,
+            dispersion=self.provenance.get("options", {}).get("dispersion", 1.0),
         )
         return self.uncertainty
 

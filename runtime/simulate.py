@@ -204,6 +204,13 @@ def _draw_from(measurement, t, reads, cell_rng, read_rng) -> tuple[np.ndarray, n
     return cell_bin, per_cell
 
 
+def read_dispersion(per_cell: np.ndarray) -> float:
+    """Sum of k^2 over sum of k, k a cell's reads: the ``dispersion`` to fit such reads with
+    (1 when each read is a cell of its own; 2.0 for reads drawn from as many cells)."""
+    k = np.asarray(per_cell, dtype=np.float64)
+    return float((k * k).sum() / k.sum()) if k.sum() > 0 else 1.0
+
+
 def _count_table(codes, cell_bin, per_cell, bins) -> tuple[np.ndarray, np.ndarray]:
     """One row per unique sequence with reads, in first-seen order: its codes and counts."""
     seen = np.flatnonzero(per_cell)
@@ -356,6 +363,7 @@ def simulate(
         "log_t_sd": float(np.std(np.log(t))),
     }
     meta["measurement_kind"] = measurement
+    meta["read_dispersion"] = read_dispersion(per_cell) if process is None else None
     if process is not None:
         meta.update(bins=None, bin_edges_log_t=None, measurement=process)
     if fitted is not None:

@@ -140,6 +140,7 @@ def analyze(
     output: str | None = None,
     converged: bool | None = None,
     refit: int = 0,
+    dispersion: float = 1.0,
 ) -> Uncertainty:
     """Standard errors of every learned parameter and the directions the data leave free.
 
@@ -166,6 +167,8 @@ def analyze(
     least ``involvement`` of its weight lies on unidentified directions, and every
     parameter so reported as ``inf`` is named in a message. ``threads`` sets torch's
     threads for the duration (many small operations, which extra threads slow down).
+    ``dispersion`` (at least 1) multiplies the covariance: the reads overstate their
+    information that many times (:class:`~bpm.runtime.options.FitOptions`).
     """
     if nll is None and (measurement is None or data is None):
         raise ValueError("analyze needs a measurement process and data, or an nll closure")
@@ -233,6 +236,7 @@ def analyze(
     if ok:
         cov_k = (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
         cov = Q @ (cov_k * scale[:, None] * scale[None, :]) @ Q.T  # zero-mean gauge
+        cov = cov * dispersion  # reads that overstate their information
     else:
         notes.append(why)
         cov = np.full((n_model, n_model), np.nan)
