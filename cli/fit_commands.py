@@ -182,12 +182,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "fit",
-        help="fit a model to sort-seq read counts",
-        description="Maximum-likelihood fit of a .bpm model and an ordinal measurement "
-        "process to sort-seq counts (CSV/TSV, gzipped or not, or Parquet).",
+        help="fit a model to sort-seq reads, scores or count pairs",
+        description="Maximum-likelihood fit of a .bpm model and a measurement process to "
+        "a table (CSV/TSV, gzipped or not, or Parquet): sort-seq bin counts (ct_0..ct_B), "
+        "a score y (with dy), or a count pair named with --counts; see --measurement.",
     )
     p.add_argument("model", metavar="MODEL", help="a .bpm file")
-    p.add_argument("data", metavar="DATA", help="count table: sequence, ct_0..ct_B, set")
+    p.add_argument(
+        "data", metavar="DATA", help="table: sequence, ct_0..ct_B or y or a count pair, set"
+    )
     p.add_argument("-o", "--output", dest="report", metavar="DIR", help="write the report here")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="no plots/ in DIR")
     p.add_argument(
