@@ -51,11 +51,16 @@ def compare(models, data, options=None, nested=(), output=None, plots: bool = Tr
     resolved = [contract.resolve_model(model) for model in models]
     names = [cls.name for cls, _, _ in resolved]
     _check_models(names, resolved, nested)
+    check_nested({n: learned_count(r[0]()) for n, r in zip(names, resolved, strict=True)}, nested)
     first = resolved[0][0]
     dataset = read_observations(
         data, alphabet=first.alphabet, length=first.sequence_length, seed=options.seed,
         **options.data_options,
     )  # fmt: skip
+    empty = [split for split, n in dataset.sizes().items() if n == 0]
+    if empty:
+        raise BpmError(f"bpm compare fits on training and validation reads and ranks on test "
+                       f"reads; the split gives {dataset.sizes()}")  # fmt: skip
     job = options.replace(starts=1, threads=1, mode="full", quiet=True)
     records = _fit_all(models, names, resolved, dataset, job, options.quiet)
     results = {}
@@ -67,7 +72,7 @@ def compare(models, data, options=None, nested=(), output=None, plots: bool = Tr
         results[name] = result
     found = comparison(results, dataset, nested)
     if output is not None:
-        _write(found, results, Path(output), plots)
+        _write(found, results, Path(output), plots, options.quiet)
     return found
 
 
@@ -91,7 +96,9 @@ def comparison(results: dict, dataset, nested=()) -> dict:
     descriptions = {name: describe(results[name].module, results[name].output) for name in rows}
     tests = []
     for small, large, how in nested_pairs(descriptions, nested):
-        df = by_name[large]["learned_numbers"] - by_name[small]["learned_numbers"]
+        counts = {name: by_name[name]["learned_numbers"] for name in (small, large)}
+        check_nested(counts, [(small, large)])
+        df = counts[large] - counts[small]
         lrt = likelihood_ratio(
             by_name[small]["train_nll_nats"], by_name[large]["train_nll_nats"], df
         )
@@ -99,6 +106,17 @@ def comparison(results: dict, dataset, nested=()) -> dict:
                       "delta_aic": by_name[small]["aic"] - by_name[large]["aic"],
                       "delta_bic": by_name[small]["bic"] - by_name[large]["bic"]})  # fmt: skip
     return {"best": best, "models": entries, "nested": tests, "sizes": dataset.sizes()}
+
+
+def check_nested(counts: dict, pairs) -> None:
+    """Refuse a nested pair ``(small, large)`` whose small model does not learn fewer
+    numbers (``counts``: :func:`learned_count` by model name)."""
+    for small, large in pairs:
+        if counts[small] >= counts[large]:
+            raise BpmError(
+                f"--nested {small}:{large}: {small} learns {counts[small]} numbers and "
+                f"{large} {counts[large]}; the nested model (first) must learn fewer"
+            )
 
 
 def describe(module, output: str) -> dict:
@@ -233,16 +251,22 @@ def _fit_all(models, names, resolved, dataset, job: FitOptions, quiet: bool) -> 
             futures = [pool.submit(run_start, sent, shared, job, stem) for sent, stem in jobs]
             records = []
             for name, future in zip(names, futures, strict=True):
-                records.append(future.result())
+                try:
+                    records.append(future.result())
+                except BpmError as error:
+                    message = error.diagnostics[0].message.replace("a start's fit", "the fit")
+                    raise BpmError(f"fitting {name}: {message}") from None
                 if not quiet:
                     print(f"fitted {name}", file=sys.stderr)
     return records
 
 
-def _write(found: dict, results: dict, output: Path, plots: bool) -> None:
+def _write(found: dict, results: dict, output: Path, plots: bool, quiet: bool) -> None:
     import json
 
     output.mkdir(parents=True, exist_ok=True)
     for name, result in results.items():
+        if not quiet:
+            print(f"writing {output / name}/", file=sys.stderr)
         result.save(output / name, plots=plots)
     (output / "comparison.json").write_text(json.dumps(found, indent=2, allow_nan=True) + "\n")

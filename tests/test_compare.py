@@ -192,8 +192,17 @@ def test_compare_refuses_what_it_cannot_compare(lac_table):
         compare([LAC, NO_I], lac_table, QUICK, nested=[("lac", "missing")])
     with pytest.raises(BpmError, match="one full-batch fit"):
         compare([LAC, NO_I], lac_table, {**QUICK, "starts": 2})
+    with pytest.raises(BpmError, match="must learn fewer"):  # refused before any fit
+        compare([LAC, NO_I], lac_table, QUICK, nested=[("lac", "lac_no_interaction")])
     with pytest.raises(BpmError, match="SMALL:LARGE"):
         parse_nested(["lac"])
+
+
+def test_data_without_a_split_and_a_fit_that_fails_in_its_worker_are_named(lac_table):
+    with pytest.raises(BpmError, match="ranks on test reads; the split gives"):
+        compare([LAC, NO_I], lac_table.assign(set="training"), QUICK)
+    with pytest.raises(BpmError, match="fitting lac: .*no output 'u'"):
+        compare([LAC, NO_I], lac_table, {**QUICK, "output": "u"})
 
 
 def test_compare_command_errors_are_one_line(capsys):
