@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from bpm.compiler.errors import BpmError, Source
 
-from . import compile_commands, fit_commands, simulate_command
+from . import compare_command, compile_commands, fit_commands, simulate_command
 
 EXIT_MODEL_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -42,7 +42,7 @@ class Version(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bpm`` parser with every subcommand (check, compile, show, graph, fit,
-    predict, simulate); each sets ``handler`` to the function that runs it."""
+    predict, report, simulate, compare); each sets ``handler`` to the function that runs it."""
     parser = Parser(
         prog="bpm",
         description="Compile biophysical models of regulatory sequences and fit them to MPRA data.",
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_commands.register(sub)
     fit_commands.register(sub)
     simulate_command.register(sub)
+    compare_command.register(sub)
     return parser
 
 

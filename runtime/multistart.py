@@ -76,7 +76,7 @@ def fit_many(model, data, options: FitOptions) -> FitResult:
         fitted["start"] = start
     order = sorted(range(len(fits)), key=lambda i: (train_nll(fits[i]), i))
     best = fits[order[0]]
-    result = first if order[0] == 0 else _rebuild(cls, source, model_path, best, options.device)
+    result = first if order[0] == 0 else rebuild(cls, source, model_path, best, options.device)
     result.dataset = first.dataset
     ranked = [fits[i] for i in order]
     result.optima = optima(result.module, ranked)
@@ -207,8 +207,9 @@ def _fit_here(model, data, options: FitOptions) -> FitResult:
     return fit_in_process(model, data, options, path="full")
 
 
-def _rebuild(cls, source: str, model_path: str, fitted: dict, device: str) -> FitResult:
-    """A start's :func:`record` as a FitResult in this process (the parent's class)."""
+def rebuild(cls, source: str, model_path: str, fitted: dict, device: str) -> FitResult:
+    """A worker's :func:`record` as a FitResult in this process (the parent's class);
+    used for the best start here and for every model of :mod:`bpm.runtime.compare`."""
     from .load import build_measurement
 
     module = cls()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -109,6 +110,24 @@ def evaluate(
     if entropy is None:
         entropy = entropy_bits(totals.numpy())
     return {"nll": bits, "I_var_bits": entropy - bits}
+
+
+def row_log_likelihoods(
+    joint: Joint, x: torch.Tensor, obs: torch.Tensor, rows: int = 65536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's log-likelihood (nats, float64) and weight (reads, or 1 for a score),
+    as two arrays ``[N]``: what :func:`evaluate` sums, one row (sequence) at a time, so
+    two models can be compared on the same rows (:mod:`bpm.runtime.compare`)."""
+    joint.eval()
+    found, weights = [], []
+    with torch.no_grad(), in_float64(joint):
+        for i in range(0, len(x), rows):
+            part = obs[i : i + rows].double()
+            found.append(joint(x[i : i + rows], part).cpu().numpy())
+            weights.append(joint.measurement.weight(part).double().cpu().numpy())
+    if not found:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(found), np.concatenate(weights)
 
 
 #: A fit has converged when the gradient of its training NLL (bits per read, every

@@ -124,7 +124,7 @@ def test_every_subcommand_is_registered():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert set(commands) == {"check", "compile", "show", "graph", "fit", "predict", "report",
-                             "simulate"}  # fmt: skip
+                             "simulate", "compare"}  # fmt: skip
 
 
 def _fit_args(*flags: str):

@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["bpm.runtime.fit_directory", "bpm.runtime.table_output", "bpm.runtime.report"]
+MODULES = [
+    "bpm.runtime.fit_directory",
+    "bpm.runtime.table_output",
+    "bpm.runtime.report",
+    "bpm.runtime.compare_stats",
+    "bpm.cli.compare_command",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
