@@ -177,6 +177,7 @@ def write_report(
     plots: bool = True,
     gauge: str = "zero-mean",
     wild_type: str | None = None,
+    figure_formats: tuple[str, ...] = ("png",),
 ) -> Path:
     """Write every output of a fit into ``directory``, which appears complete or not at
     all (:func:`bpm.runtime.fit_directory.replacing`: written beside, renamed into place;
@@ -185,16 +186,24 @@ def write_report(
     Every table, offset and figure is in ``gauge``: ``"zero-mean"`` (each position's
     letters average zero) or ``"wild-type"`` (each wild-type letter is zero, the offset
     is the wild type's energy); ``wild_type`` is a full-length sequence, by default the
-    consensus of the fit's library. summary.json names the gauge.
+    consensus of the fit's library. summary.json names the gauge. ``figure_formats``:
+    every figure is a PNG, and also a PDF beside it when it holds ``"pdf"``.
     """
     directory = Path(directory)
     with replacing(directory) as folder:
-        write_files(result, folder, plots, gauge, wild_type)
+        write_files(result, folder, plots, gauge, wild_type, figure_formats)
         write_html(folder, name=directory)  # read back from the files, as bpm report does
     return directory
 
 
-def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str | None) -> None:
+def write_files(
+    result,
+    directory: Path,
+    plots: bool,
+    gauge: str,
+    wild_type: str | None,
+    figure_formats: tuple[str, ...] = ("png",),
+) -> None:
     """Every file of :func:`write_report` into the (new, empty) ``directory``."""
     (directory / "params").mkdir()
     tables = report_tables(result, gauge, wild_type)
@@ -224,8 +233,8 @@ def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str
     if plots:
         from .plots import plot_all
 
-        plot_all(result, directory / "plots", tables=tables)
-        plot_bootstrap(result, tables, directory / "plots" / "bootstrap")
+        plot_all(result, directory / "plots", tables=tables, formats=figure_formats)
+        plot_bootstrap(result, tables, directory / "plots" / "bootstrap", figure_formats)
 
 
 #: Digits written: float32 energies round-trip, and a site's energy recomputed from the
