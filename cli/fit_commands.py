@@ -55,6 +55,7 @@ def run_fit(
     figures as PNGs and, when ``figure_formats`` holds ``"pdf"``, PDFs beside them."""
     from bpm.runtime.fit import fit
     from bpm.runtime.options import FitOptions
+    from bpm.runtime.progress import phase
     from bpm.runtime.report import summary, summary_text
 
     options = FitOptions.build(options)
@@ -83,6 +84,8 @@ def run_fit(
             print("note: --uncertainty needs the data in memory (a full-batch fit); "
                   "no standard errors for this fit", file=sys.stderr)  # fmt: skip
         else:
+            phase(not options.quiet, "uncertainty",
+                  "standard errors from the Hessian of the likelihood")  # fmt: skip
             found = result.analyze_uncertainty()
             for message in [*found.unidentified, *found.notes]:
                 print(f"note: {message}", file=sys.stderr)
@@ -92,7 +95,7 @@ def run_fit(
               "plots/ need -o DIR, e.g. -o results/fit)", file=sys.stderr)  # fmt: skip
     else:
         result.save(output, plots=plots, gauge=gauge, wild_type=wild_type,
-                    figure_formats=figure_formats)  # fmt: skip
+                    figure_formats=figure_formats, progress=not options.quiet)  # fmt: skip
         if not options.quiet:
             from pathlib import Path
 

@@ -20,6 +20,7 @@ from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstra
 from .fit_directory import replacing
 from .fit_source import RECORD_KEY, source_record
 from .measurement_kinds import kind_of
+from .progress import phase
 from .report_html import write_html
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
@@ -178,6 +179,7 @@ def write_report(
     gauge: str = "zero-mean",
     wild_type: str | None = None,
     figure_formats: tuple[str, ...] = ("png",),
+    progress: bool = False,
 ) -> Path:
     """Write every output of a fit into ``directory``, which appears complete or not at
     all (:func:`bpm.runtime.fit_directory.replacing`: written beside, renamed into place;
@@ -188,10 +190,13 @@ def write_report(
     is the wild type's energy); ``wild_type`` is a full-length sequence, by default the
     consensus of the fit's library. summary.json names the gauge. ``figure_formats``:
     every figure is a PNG, and also a PDF beside it when it holds ``"pdf"``.
+    ``progress``: name each phase (writing, plotting, the page) on stderr as it starts.
     """
     directory = Path(directory)
     with replacing(directory) as folder:
-        write_files(result, folder, plots, gauge, wild_type, figure_formats)
+        phase(progress, "writing", f"{directory}/ (summary.json, params/, model.py, model.pt)")
+        write_files(result, folder, plots, gauge, wild_type, figure_formats, progress)
+        phase(progress, "report", f"{directory}/report.html")
         write_html(folder, name=directory)  # read back from the files, as bpm report does
     return directory
 
@@ -203,6 +208,7 @@ def write_files(
     gauge: str,
     wild_type: str | None,
     figure_formats: tuple[str, ...] = ("png",),
+    progress: bool = False,
 ) -> None:
     """Every file of :func:`write_report` into the (new, empty) ``directory``."""
     (directory / "params").mkdir()
@@ -233,6 +239,7 @@ def write_files(
     if plots:
         from .plots import plot_all
 
+        phase(progress, "plotting", f"every figure into plots/ ({', '.join(figure_formats)})")
         plot_all(result, directory / "plots", tables=tables, formats=figure_formats)
         plot_bootstrap(result, tables, directory / "plots" / "bootstrap", figure_formats)
 
