@@ -219,8 +219,8 @@ def test_intervals_optima_and_the_bootstrap_are_shown_where_they_belong(thermo, 
         assert words in parts["identifiability"], words
     assert "bootstrap interval" in parts["parameters"] and "-1.5 to -0.6" in parts["parameters"]
     assert (
-        "<b>bootstrap/errors_G_A.png</b>: every matrix entry with its bootstrap"
-        in parts["parameters"]
+        "<b>bootstrap/errors_G_A.png</b>: every matrix entry (−ΔG, as in the logo) above its "
+        "bootstrap standard error" in parts["parameters"]
     )
     assert "<b>errors_scalars.png</b>" in parts["parameters"]
     assert "bootstrap wall time (s)" in parts["provenance"]
