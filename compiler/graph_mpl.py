@@ -16,6 +16,7 @@ from matplotlib.patches import FancyArrowPatch
 
 from . import ir
 from .graph_labels import EDGE_COLOR, NODE_COLOR, ROOT_COLOR, grid_columns, rate_text, tree_text
+from .graph_states import layers, state_edges, state_label
 from .trees import trees_into_state as trees_into_one
 
 Position = tuple[float, float]
@@ -36,7 +37,9 @@ def layout(states: tuple[str, ...]) -> dict[str, Position]:
 
 def render(model: ir.Model, path: Path, trees_into_state: str | None = None) -> None:
     """Write an .svg or .png with matplotlib."""
-    if trees_into_state is None:
+    if model.kind == "thermodynamic":
+        figure = states_figure(model)
+    elif trees_into_state is None:
         figure = Figure(figsize=(7, 6))
         ax = figure.add_subplot()
         _draw_scheme(ax, model)
@@ -70,6 +73,85 @@ def _draw_scheme(ax, model: ir.Model) -> None:
     _frame(ax, pos, margin=0.55)
 
 
+def states_figure(model: ir.Model) -> Figure:
+    """A thermodynamic model's state diagram as a figure (on an Agg canvas)."""
+    figure = Figure(figsize=(8, 5))
+    FigureCanvasAgg(figure)  # the nodes are measured before the arrows are drawn
+    ax = figure.add_subplot()
+    _draw_states(ax, model)
+    ax.set_title(f"{model.name}: {len(model.states)} states (thermodynamic)")
+    return figure
+
+
+def _draw_states(ax, model: ir.Model) -> None:
+    """A thermodynamic model's state diagram (:mod:`bpm.compiler.graph_states`), in
+    columns by how many steps of binding each state is from the unbound ones."""
+    pos = layers(model)
+    boxes = {
+        s.name: _node(ax, pos[s.name], state_label(s), NODE_COLOR, 10) for s in model.thermo_states
+    }
+    _frame(ax, pos, margin=0.9)
+    half = _half_sizes(ax, boxes)
+    renderer = ax.figure.canvas.get_renderer()
+    taken = [text.get_bbox_patch().get_window_extent(renderer) for text in boxes.values()]
+    for lower, upper, step in state_edges(model):
+        a, b = _clipped(pos[lower], pos[upper], half[lower], half[upper])
+        _arrow(ax, a, b, 0.0, shrink=2)
+        taken.append(_place_label(ax, a, b, step, taken, renderer))
+
+
+#: Where along its arrow a step's label may sit, in the order tried.
+LABEL_SPOTS = (0.5, 0.35, 0.65, 0.2, 0.8)
+
+
+def _place_label(ax, a: Position, b: Position, words: str, taken: list, renderer):
+    """Put ``words`` on the arrow from ``a`` to ``b`` at the first of :data:`LABEL_SPOTS`
+    where its box overlaps none of ``taken`` (the boxes already drawn; display units),
+    else where it overlaps the fewest; returns its box."""
+    best = None
+    for spot in LABEL_SPOTS:
+        xy = (a[0] + spot * (b[0] - a[0]), a[1] + spot * (b[1] - a[1]))
+        text = ax.text(*xy, words, ha="center", va="center", fontsize=9, color=EDGE_COLOR,
+                       zorder=4, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                       "alpha": 0.85})  # fmt: skip
+        text.update_bbox_position_size(renderer)
+        box = text.get_bbox_patch().get_window_extent(renderer)
+        hits = sum(box.overlaps(other) for other in taken)
+        if best is None or hits < best[0]:
+            if best is not None:
+                best[1].remove()
+            best = (hits, text, box)
+        else:
+            text.remove()
+        if hits == 0:
+            break
+    return best[2]
+
+
+def _half_sizes(ax, boxes: dict) -> dict[str, Position]:
+    """Each node's box as half its width and height in data units (drawn once to measure)."""
+    renderer = ax.figure.canvas.get_renderer()
+    ax.apply_aspect()
+    to_data = ax.transData.inverted()
+    half = {}
+    for name, text in boxes.items():
+        text.update_bbox_position_size(renderer)
+        (x0, y0), (x1, y1) = to_data.transform(text.get_bbox_patch().get_window_extent(renderer))
+        half[name] = (abs(x1 - x0) / 2, abs(y1 - y0) / 2)
+    return half
+
+
+def _clipped(a: Position, b: Position, ha: Position, hb: Position) -> tuple[Position, Position]:
+    """The segment from ``a`` to ``b`` less the parts inside the boxes around each end."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+
+    def inside(h: Position) -> float:  # the fraction of the segment within a box
+        return min(h[0] / abs(dx) if dx else math.inf, h[1] / abs(dy) if dy else math.inf)
+
+    fa, fb = inside(ha), 1.0 - inside(hb)
+    return (a[0] + fa * dx, a[1] + fa * dy), (a[0] + fb * dx, a[1] + fb * dy)
+
+
 def _trees_figure(model: ir.Model, root: str) -> Figure:
     trees = trees_into_one(model, root)
     columns = grid_columns(len(trees))
@@ -93,8 +175,8 @@ def _trees_figure(model: ir.Model, root: str) -> Figure:
     return figure
 
 
-def _node(ax, xy: Position, name: str, color: str, fontsize: float) -> None:
-    ax.text(
+def _node(ax, xy: Position, name: str, color: str, fontsize: float):
+    return ax.text(
         *xy,
         name,
         ha="center",
