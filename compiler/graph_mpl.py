@@ -40,12 +40,7 @@ def render(model: ir.Model, path: Path, trees_into_state: str | None = None) -> 
     if model.kind == "thermodynamic":
         figure = states_figure(model)
     elif trees_into_state is None:
-        figure = Figure(figsize=(7, 6))
-        ax = figure.add_subplot()
-        _draw_scheme(ax, model)
-        ax.set_title(
-            f"{model.name}: {len(model.states)} states, {len(model.transitions)} transitions"
-        )
+        figure = scheme_figure(model)
     else:
         figure = _trees_figure(model, trees_into_state)
     FigureCanvasAgg(figure)
@@ -59,18 +54,54 @@ def _metadata(path: Path) -> dict[str, str | None]:
     return {"Software": None}
 
 
+def scheme_figure(model: ir.Model) -> Figure:
+    """A kinetic scheme as a figure (on an Agg canvas): states on a circle, every
+    transition labelled with its rate where the label overlaps no state or other label."""
+    longest = max((len(rate_text(t.rate)) for t in model.transitions), default=0)
+    side = min(14.0, max(7.0, 0.2 * longest))  # room for long rates beside each other
+    figure = Figure(figsize=(side, side * 6 / 7))
+    FigureCanvasAgg(figure)  # the states are measured before the labels are placed
+    ax = figure.add_subplot()
+    _draw_scheme(ax, model)
+    ax.set_title(f"{model.name}: {len(model.states)} states, {len(model.transitions)} transitions")
+    return figure
+
+
 def _draw_scheme(ax, model: ir.Model) -> None:
     pos = layout(model.states)
+    boxes = [_node(ax, pos[s], s, NODE_COLOR, fontsize=11) for s in model.states]
+    _frame(ax, pos, margin=0.55)
+    renderer = ax.figure.canvas.get_renderer()
+    ax.apply_aspect()
+    taken = []
+    for text in boxes:
+        text.update_bbox_position_size(renderer)
+        taken.append(text.get_bbox_patch().get_window_extent(renderer))
     pairs = {(t.source, t.target) for t in model.transitions}
     seen: dict[tuple[str, str], int] = {}
     for t in model.transitions:
         k = seen.get((t.source, t.target), 0)
         seen[(t.source, t.target)] = k + 1
         bend = 0.18 * (1 + k) if (t.target, t.source) in pairs or k else 0.0
-        _arrow(ax, pos[t.source], pos[t.target], bend, label=rate_text(t.rate), fontsize=9)
-    for s in model.states:
-        _node(ax, pos[s], s, NODE_COLOR, fontsize=11)
-    _frame(ax, pos, margin=0.55)
+        a, b = pos[t.source], pos[t.target]
+        _arrow(ax, a, b, bend)
+        taken.append(_place_label(ax, _on_arc(a, b, bend), rate_text(t.rate), taken, renderer))
+
+
+def _on_arc(a: Position, b: Position, bend: float):
+    """The point a fraction along matplotlib's ``arc3`` curve from ``a`` to ``b`` (a
+    quadratic Bezier whose control point is the chord's midpoint plus ``bend`` times
+    ``(dy, -dx)``)."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    c = ((a[0] + b[0]) / 2 + bend * dy, (a[1] + b[1]) / 2 - bend * dx)
+
+    def point(s: float) -> Position:
+        return tuple(
+            (1 - s) ** 2 * p + 2 * s * (1 - s) * q + s**2 * r
+            for p, q, r in zip(a, c, b, strict=True)
+        )
+
+    return point
 
 
 def states_figure(model: ir.Model) -> Figure:
@@ -97,20 +128,20 @@ def _draw_states(ax, model: ir.Model) -> None:
     for lower, upper, step in state_edges(model):
         a, b = _clipped(pos[lower], pos[upper], half[lower], half[upper])
         _arrow(ax, a, b, 0.0, shrink=2)
-        taken.append(_place_label(ax, a, b, step, taken, renderer))
+        taken.append(_place_label(ax, _on_arc(a, b, 0.0), step, taken, renderer))
 
 
 #: Where along its arrow a step's label may sit, in the order tried.
-LABEL_SPOTS = (0.5, 0.35, 0.65, 0.2, 0.8)
+LABEL_SPOTS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8)
 
 
-def _place_label(ax, a: Position, b: Position, words: str, taken: list, renderer):
-    """Put ``words`` on the arrow from ``a`` to ``b`` at the first of :data:`LABEL_SPOTS`
-    where its box overlaps none of ``taken`` (the boxes already drawn; display units),
-    else where it overlaps the fewest; returns its box."""
+def _place_label(ax, point, words: str, taken: list, renderer):
+    """Put ``words`` on an arrow (``point(s)``: the spot a fraction ``s`` along it) at the
+    first of :data:`LABEL_SPOTS` where its box overlaps none of ``taken`` (the boxes
+    already drawn; display units), else where it overlaps the fewest; returns its box."""
     best = None
     for spot in LABEL_SPOTS:
-        xy = (a[0] + spot * (b[0] - a[0]), a[1] + spot * (b[1] - a[1]))
+        xy = point(spot)
         text = ax.text(*xy, words, ha="center", va="center", fontsize=9, color=EDGE_COLOR,
                        zorder=4, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                                        "alpha": 0.85})  # fmt: skip
@@ -187,15 +218,7 @@ def _node(ax, xy: Position, name: str, color: str, fontsize: float):
     )
 
 
-def _arrow(
-    ax,
-    a: Position,
-    b: Position,
-    bend: float,
-    label: str | None = None,
-    fontsize: float = 9,
-    shrink: float = 24,
-) -> None:
+def _arrow(ax, a: Position, b: Position, bend: float, shrink: float = 24) -> None:
     ax.add_patch(
         FancyArrowPatch(
             a,
@@ -210,22 +233,6 @@ def _arrow(
             zorder=2,
         )
     )
-    if label is not None:
-        # The middle of matplotlib's arc3 curve: the chord's midpoint plus bend/2 times (dy, -dx).
-        dx, dy = b[0] - a[0], b[1] - a[1]
-        x = (a[0] + b[0]) / 2 + bend / 2 * dy
-        y = (a[1] + b[1]) / 2 - bend / 2 * dx
-        ax.text(
-            x,
-            y,
-            label,
-            ha="center",
-            va="center",
-            fontsize=fontsize,
-            color=EDGE_COLOR,
-            zorder=4,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
-        )
 
 
 def _frame(ax, pos: dict[str, Position], margin: float) -> None:

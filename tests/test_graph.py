@@ -232,3 +232,41 @@ def test_bpm_graph_draws_a_thermodynamic_model(tmp_path, capsys):
     if graph.has_graphviz():
         svg = graph.draw(load("lac"), tmp_path / "lac.svg", engine="graphviz")
         assert "G = G_C + G_I + G_R" in svg.read_text()
+
+
+CROWDED = """model crowded
+energy G_long_binding_energy = 1
+param k_forward_rate_constant > 0
+param k_reverse_rate_constant > 0
+kinetic {
+    a <-> b : k_forward_rate_constant * exp(-G_long_binding_energy), k_reverse_rate_constant
+    b <-> c : k_forward_rate_constant, k_reverse_rate_constant * exp(-G_long_binding_energy)
+    c <-> d : k_forward_rate_constant, k_reverse_rate_constant
+    d <-> a : k_forward_rate_constant, k_reverse_rate_constant
+    a <-> c : k_forward_rate_constant, k_reverse_rate_constant
+}
+output t = P(c)
+"""
+
+
+def label_boxes(figure):
+    """Every text box (states and labels) of a one-axes figure, in display units."""
+    renderer = figure.canvas.get_renderer()
+    (ax,) = figure.axes
+    for text in ax.texts:
+        text.update_bbox_position_size(renderer)
+    return [(t.get_text(), t.get_bbox_patch().get_window_extent(renderer)) for t in ax.texts]
+
+
+@pytest.mark.parametrize("text", [CROWDED, "open_complex", "michaelis_menten"])
+def test_rate_labels_of_a_scheme_do_not_overlap(text):
+    """matplotlib's scheme: a label sits where it overlaps no state and no other label,
+    also with long rates on reversible pairs and a diagonal."""
+    from bpm.compiler.graph_mpl import scheme_figure
+
+    model = pipeline.to_ir(text, "crowded") if "\n" in text else load(text)
+    boxes = label_boxes(scheme_figure(model))
+    assert len(boxes) == len(model.states) + len(model.transitions)
+    for i, (name, a) in enumerate(boxes):
+        for other, b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (name, other)
