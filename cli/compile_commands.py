@@ -143,12 +143,14 @@ def run_show(path: str, tree_budget: float | None) -> int:
 
 
 def run_graph(path: str, output: str, trees: str | None) -> int:
-    """Draw a kinetic scheme (or every spanning tree into the state ``trees``)."""
+    """Draw a kinetic scheme (or every spanning tree into the state ``trees``), or a
+    thermodynamic model's state diagram."""
     from bpm.compiler.graph import draw
 
     model, _ = load_checked(path)
-    if model.kind != "kinetic":
-        raise BpmError(f"{path}: 'bpm graph' draws kinetic schemes; {model.name} is thermodynamic")
+    if model.kind != "kinetic" and trees is not None:
+        raise BpmError(f"{path}: --trees needs a kinetic scheme; {model.name} is thermodynamic "
+                       "(bpm graph without --trees draws its state diagram)")  # fmt: skip
     if trees is not None and trees not in model.states:
         from bpm.compiler.errors import did_you_mean
 
@@ -181,7 +183,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tree-budget", type=int, default=None, help=budget_help)
     p.set_defaults(handler=lambda a: run_show(a.file, a.tree_budget))
 
-    p = sub.add_parser("graph", help="draw a kinetic scheme (or its spanning trees)")
+    p = sub.add_parser(
+        "graph",
+        help="draw a kinetic scheme (or its spanning trees) or a thermodynamic model's states",
+    )
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", required=True, help="an .svg, .png or .dot file")
     p.add_argument("--trees", metavar="STATE", help="draw every spanning tree into STATE")

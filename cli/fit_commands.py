@@ -47,12 +47,15 @@ def run_fit(
     uncertainty: bool = False,
     gauge: str = "zero-mean",
     wild_type: str | None = None,
+    figure_formats: tuple[str, ...] = ("png",),
 ) -> int:
     """Fit ``model`` to ``data`` with ``options`` (a :class:`~bpm.runtime.options.FitOptions`,
     a dict or None); write the report to ``output``, or summary.json's contents to stdout,
-    site energies in ``gauge`` (``zero-mean`` or ``wild-type``, against ``wild_type``)."""
+    site energies in ``gauge`` (``zero-mean`` or ``wild-type``, against ``wild_type``),
+    figures as PNGs and, when ``figure_formats`` holds ``"pdf"``, PDFs beside them."""
     from bpm.runtime.fit import fit
     from bpm.runtime.options import FitOptions
+    from bpm.runtime.progress import phase
     from bpm.runtime.report import summary, summary_text
 
     options = FitOptions.build(options)
@@ -81,6 +84,8 @@ def run_fit(
             print("note: --uncertainty needs the data in memory (a full-batch fit); "
                   "no standard errors for this fit", file=sys.stderr)  # fmt: skip
         else:
+            phase(not options.quiet, "uncertainty",
+                  "standard errors from the Hessian of the likelihood")  # fmt: skip
             found = result.analyze_uncertainty()
             for message in [*found.unidentified, *found.notes]:
                 print(f"note: {message}", file=sys.stderr)
@@ -89,7 +94,8 @@ def run_fit(
         print("note: results not written (summary.json above only; params/, model.pt and "
               "plots/ need -o DIR, e.g. -o results/fit)", file=sys.stderr)  # fmt: skip
     else:
-        result.save(output, plots=plots, gauge=gauge, wild_type=wild_type)
+        result.save(output, plots=plots, gauge=gauge, wild_type=wild_type,
+                    figure_formats=figure_formats, progress=not options.quiet)  # fmt: skip
         if not options.quiet:
             from pathlib import Path
 
@@ -164,6 +170,7 @@ def fit_from_arguments(args: argparse.Namespace) -> int:
     model = check_model(args.model, args.output)
     args.init = resolve_init(args.init, model)
     check_device(args.device)
+    formats = figure_format_flag(args.figure_format)
     if args.counts is not None and len([c for c in args.counts.split(",") if c.strip()]) < 2:
         raise named(BpmError(f"needs two or more count columns, dimmest bin first, "
                              f"not {args.counts!r}"), "--counts")  # fmt: skip
@@ -173,7 +180,17 @@ def fit_from_arguments(args: argparse.Namespace) -> int:
         raise named(error, option_flag(error.diagnostics[0].message)) from None
     return run_fit(args.model, args.data, args.report, options,
                    plots=args.plots, uncertainty=args.uncertainty, gauge=args.gauge,
-                   wild_type=args.wild_type)  # fmt: skip
+                   wild_type=args.wild_type, figure_formats=formats)  # fmt: skip
+
+
+def figure_format_flag(text: str) -> tuple[str, ...]:
+    """``--figure-format``'s value as formats, a bad one an error naming the flag."""
+    from bpm.runtime.plots_measured import parse_formats
+
+    try:
+        return parse_formats(text)
+    except BpmError as error:
+        raise named(error, "--figure-format") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -193,6 +210,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", dest="report", metavar="DIR", help="write the report here")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="no plots/ in DIR")
+    p.add_argument(
+        "--figure-format",
+        metavar="FORMATS",
+        default="png",
+        help="png (default) or png,pdf: also write each figure as a PDF beside its PNG",
+    )
     p.add_argument(
         "--uncertainty",
         action="store_true",

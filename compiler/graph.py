@@ -1,9 +1,12 @@
-"""Pictures of kinetic schemes: the state graph, and the King-Altman diagrams of one state.
+"""Pictures of models: a kinetic scheme's state graph and the King-Altman diagrams of one
+state, a thermodynamic model's state diagram.
 
 ``draw(model, "scheme.svg")`` draws the states with every transition labelled by its
 rate (``k_on·exp(-G_R)``); ``draw(model, "trees.png", trees_into_state="open")`` draws
 every spanning tree into ``open`` as a grid of small graphs, each titled with its rate
-product: the terms whose sum is that state's steady-state weight.
+product: the terms whose sum is that state's steady-state weight. A thermodynamic model
+is drawn as its states with their free energies, each edge a step of binding labelled
+with the energy it adds (:mod:`bpm.compiler.graph_states`).
 
 ``.dot`` files are written as text and need nothing else. ``.svg`` and ``.png`` use
 Graphviz's ``dot`` when it is installed and matplotlib otherwise; set ``engine`` (or
@@ -30,6 +33,7 @@ from .graph_labels import (
     rate_text,
     tree_text,
 )
+from .graph_states import state_edges, state_label
 from .trees import trees_into_state as trees_into_one
 
 __all__ = [
@@ -61,6 +65,8 @@ def to_dot(model: ir.Model, trees_into_state: str | None = None, columns: int | 
     """Deterministic Graphviz DOT text for the scheme, or for the trees into one state."""
     if trees_into_state is not None:
         return _trees_dot(model, trees_into_state, columns)
+    if model.kind == "thermodynamic":
+        return _states_dot(model)
     lines = [
         f"digraph {_quote(model.name)} {{",
         '  graph [rankdir=LR, fontname="Helvetica", nodesep=0.6, ranksep=1.0];',
@@ -71,6 +77,22 @@ def to_dot(model: ir.Model, trees_into_state: str | None = None, columns: int | 
     for t in model.transitions:
         label = _quote(" " + rate_text(t.rate) + " ")
         lines.append(f"  {_quote(t.source)} -> {_quote(t.target)} [label={label}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _states_dot(model: ir.Model) -> str:
+    """A thermodynamic model's state diagram, the least bound state on the left."""
+    lines = [
+        f"digraph {_quote(model.name)} {{",
+        '  graph [rankdir=LR, fontname="Helvetica", nodesep=0.5, ranksep=1.2];',
+        f'  node [shape=box, style="rounded,filled", fillcolor="{NODE_COLOR}",'
+        ' fontname="Helvetica"];',
+        f'  edge [color="{EDGE_COLOR}", fontname="Helvetica", fontsize=11];',
+    ]
+    lines += [f"  {_quote(s.name)} [label={_quote(state_label(s))}];" for s in model.thermo_states]
+    for lower, upper, step in state_edges(model):
+        lines.append(f"  {_quote(lower)} -> {_quote(upper)} [label={_quote(' ' + step + ' ')}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -133,9 +155,13 @@ def draw(
     trees_into_state: str | None = None,
     engine: Engine | None = None,
 ) -> Path:
-    """Write the scheme (or the trees into one state) to an ``.svg``, ``.png`` or ``.dot`` file."""
-    if model.kind != "kinetic":
-        raise BpmError(f"only kinetic schemes can be drawn; {model.name} is thermodynamic")
+    """Write the scheme (or the trees into one state) to an ``.svg``, ``.png`` or ``.dot``
+    file; a thermodynamic model's state diagram (it has no trees)."""
+    if model.kind != "kinetic" and trees_into_state is not None:
+        raise BpmError(
+            f"{model.name} is thermodynamic: it has no spanning trees to draw",
+            note="draw its state diagram without --trees",
+        )
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:

@@ -6,8 +6,8 @@ summarized, so a wild-type-gauge entry's interval is the interval of that entry,
 one propagated from another gauge. summary.json gets a ``bootstrap`` block
 (:func:`bootstrap_summary`), params/ gets ``<G>_bootstrap_se``, ``_low`` and ``_high``
 tables beside ``<G>.csv`` (:func:`bootstrap_frames`, written by the report's own
-writer), and plots/bootstrap/ the error-bar figures of ``--uncertainty``
-(:func:`plot_bootstrap`, drawn by :func:`bpm.runtime.plots.plot_errors`).
+writer), and plots/bootstrap/ the error figures of ``--uncertainty``
+(:func:`plot_bootstrap`, drawn by :func:`bpm.runtime.plots_errors.plot_errors`).
 """
 
 from __future__ import annotations
@@ -159,10 +159,14 @@ def bootstrap_frames(result, tables: ReportTables) -> list[tuple[str, pd.DataFra
     return out
 
 
-def plot_bootstrap(result, tables: ReportTables, directory: Path) -> list[Path]:
+def plot_bootstrap(
+    result, tables: ReportTables, directory: Path, formats: tuple[str, ...] = ("png",)
+) -> list[Path]:
     """plots/bootstrap/: the figures of :func:`bpm.runtime.plots.plot_errors` with the
-    bootstrap standard errors as the bars."""
-    from .plots import plot_errors, pyplot
+    bootstrap standard errors (PNGs, and PDFs beside them when ``formats`` holds ``"pdf"``)."""
+    from .plots import pyplot
+    from .plots_errors import plot_errors
+    from .plots_measured import figure_formats
 
     found = getattr(result, "bootstrap", None)
     if found is None or len(found.replicates) < 2:
@@ -179,7 +183,8 @@ def plot_bootstrap(result, tables: ReportTables, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     plt = pyplot()
     try:
-        return plot_errors(view, shown, directory, plt)
+        with figure_formats(formats):
+            return plot_errors(view, shown, directory, plt)
     finally:
         plt.close("all")
 

@@ -39,6 +39,7 @@ from bpm.compiler.errors import BpmError
 
 from . import contract
 from .identifiability_profile import Target, interval, run_profile, targets
+from .progress import phase
 from .train import snapshot
 
 #: A refit this much (total nats) below the fit's NLL means the fit was not at the optimum.
@@ -177,6 +178,8 @@ def attach(result, options) -> None:
         words = ["identifiability needs the reads in memory; a streamed fit has none"]
     else:
         cap = options.processes if options.processes > 1 else None
+        what = "profile-likelihood intervals of each matrix's scale and each scalar energy"
+        phase(not options.quiet, "identifiability", what)
         result.identifiability = identifiability(
             result, processes=cap, dispersion=options.dispersion
         )

@@ -27,6 +27,7 @@ from .observations import describe, read_observations
 from .optimizers import AdamOneCycle
 from .options import FitOptions
 from .polish import polish, polish_store, trainable
+from .progress import phase
 from .result import FitResult
 from .sources import Comm, FullBatch, Minibatches, ShuffledRows, store_chunks, tensor_chunks
 from .start import hold, pin_consensus, start_module
@@ -138,7 +139,10 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
         )
     ]
     minibatched = isinstance(batches, ShuffledRows)
+    show = not options.quiet and comm.rank == 0
     if options.polish > 0 and (not minibatched or "polish" in options.given):
+        phase(show, "polish", f"float64 L-BFGS on the training batch, at most "
+                              f"{options.polish} iterations")  # fmt: skip
         stages.append(
             polish(
                 joint,
@@ -151,6 +155,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
                 entropies=(entropies["training"], entropies["validation"]),
             )
         )
+    phase(show, "evaluating", "the training, validation and test splits")
     grad = _finish(joint, held, hooks, tensor_chunks(*tensors["training"]))
     metrics = {
         s: evaluate(joint, tensor_chunks(*tensors[s]), entropy=entropies[s])
@@ -262,10 +267,14 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
     )
     eval_seconds.extend([0.0] * (len(batches.epoch_rows) - len(eval_seconds)))
     stages = [stage]
+    show = not options.quiet and comm.rank == 0
     if options.polish > 0:
+        phase(show, "polish", f"float64 L-BFGS over the stored training rows, at most "
+                              f"{options.polish} iterations")  # fmt: skip
         started = time.perf_counter()
         stages.append(polish_store(joint, store, comm, options, history, start=stage.iterations))
         polish_seconds = time.perf_counter() - started
+    phase(show, "evaluating", "the training, validation and test splits")
     grad = _finish(joint, held, hooks, store_chunks(store, "training", device, comm), comm)
     metrics = {s: evaluate(joint, store_chunks(store, s, device, comm), comm) for s in SPLITS}
     summary = dict(store.summary)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import contract
 from .measurement_kinds import kind_of
-from .plots_measured import plot_measured, save_figure
+from .plots_errors import plot_errors
+from .plots_logo import plot_logos
+from .plots_measured import figure_formats, plot_measured, save_figure
 from .site_tables import ReportTables, report_tables
-from .tables import matrix_frame
 
 
 def pyplot():
@@ -25,12 +25,17 @@ def pyplot():
 
 
 def plot_all(
-    result, directory: Path, tables: ReportTables | None = None, gauge: str = "zero-mean"
+    result,
+    directory: Path,
+    tables: ReportTables | None = None,
+    gauge: str = "zero-mean",
+    formats: tuple[str, ...] = ("png",),
 ) -> list[Path]:
-    """Write every figure of ``result`` into ``directory``; returns the paths.
+    """Write every figure of ``result`` into ``directory``; returns the PNGs' paths.
 
     ``tables``: the site tables to draw (:func:`~bpm.runtime.site_tables.report_tables`),
-    by default made in ``gauge`` (the library consensus as wild type).
+    by default made in ``gauge`` (the library consensus as wild type). ``formats``: each
+    figure is a PNG, and also a PDF beside it when ``formats`` holds ``"pdf"``.
     """
     from .plots_pairwise import plot_pairs
 
@@ -40,177 +45,24 @@ def plot_all(
     plt = pyplot()
     paths = []
     try:
-        paths += plot_logos(result, tables, directory, plt)
-        paths += plot_pairs(result, tables, directory, plt)
-        paths.append(plot_history(result, directory / "history.png", plt))
-        if kind_of(result.measurement) != "sortseq":
-            if result.dataset is not None:
-                t, obs = _test_t(result)
-                path = directory / "test_prediction.png"
-                paths.append(plot_measured(result, t, obs, path, plt))
-        elif result.dataset is not None or t_range(result) is not None:
-            paths.append(plot_measurement(result, directory / "measurement.png", plt))
-        if result.dataset is not None and kind_of(result.measurement) == "sortseq":
-            paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
-        if result.uncertainty is not None:
-            paths += plot_errors(result, tables, directory, plt)
+        with figure_formats(formats):
+            paths += plot_logos(result, tables, directory, plt)
+            paths += plot_pairs(result, tables, directory, plt)
+            paths.append(plot_history(result, directory / "history.png", plt))
+            if kind_of(result.measurement) != "sortseq":
+                if result.dataset is not None:
+                    t, obs = _test_t(result)
+                    path = directory / "test_prediction.png"
+                    paths.append(plot_measured(result, t, obs, path, plt))
+            elif result.dataset is not None or t_range(result) is not None:
+                paths.append(plot_measurement(result, directory / "measurement.png", plt))
+            if result.dataset is not None and kind_of(result.measurement) == "sortseq":
+                paths.append(plot_test(result, directory / "test_t_by_bin.png", plt))
+            if result.uncertainty is not None:
+                paths += plot_errors(result, tables, directory, plt)
     finally:
         plt.close("all")
     return paths
-
-
-def plot_logos(result, tables: ReportTables, directory: Path, plt) -> list[Path]:
-    """One sequence logo per site energy (its additive part, read on the top strand):
-    letter height = -ΔG (kcal/mol), up = binds better."""
-    kT = result.kT_kcal_per_mol
-    paths = []
-    for name, terms in tables.terms.items():
-        frame = matrix_frame(terms)
-        width = len(frame)
-        fig, ax = plt.subplots(figsize=(max(6.5, 0.28 * width + 1.5), 2.9))
-        draw_logo(ax, -frame * kT)
-        ax.axhline(0, color="0.3", lw=0.6)
-        ax.set_ylabel("−ΔG (kcal/mol)")
-        ax.set_xlabel("position in sequence (0-based)")
-        step = 5 if width > 20 else 1
-        ticks = [p for p in frame.index if p % step == 0]
-        ax.set_xticks(ticks)
-        strand = "bottom-strand site, read on the top strand; " if terms.revcomp else ""
-        ax.set_title(
-            f"{name}: {tables.gauge_words(name, kT)}\n{strand}letters up bind more strongly",
-            fontsize=9,
-        )
-        paths.append(save_figure(fig, (ax,), directory / f"logo_{name}.png"))
-    return paths
-
-
-def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path]:
-    """Fitted values with ±1 standard error bars: each matrix entry, and the scalar energies.
-
-    ``errors_<energy>.png``: one point per letter at each position (the report's gauge,
-    kcal/mol), so a reader sees which positions the data pin down; ``errors_scalars.png``:
-    the scalar energies, with those the data leave free marked "not identified" and, when
-    the fit is not at an optimum, every bar left out and marked "not at an optimum".
-    """
-    kT = result.kT_kcal_per_mol
-    errors = result.uncertainty.standard_errors
-    reasons = getattr(result.uncertainty, "reasons", {})
-    status = getattr(result.uncertainty, "status", "ok")
-    paths = []
-    for name, found in tables.errors.items():
-        frame = matrix_frame(tables.terms[name])
-        se = found.matrix
-        width = len(frame)
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * width + 1.5), 2.8))
-        letters = list(frame.columns)
-        for k, letter in enumerate(letters):
-            shift = (k - (len(letters) - 1) / 2) * 0.18
-            ax.errorbar(
-                np.asarray(frame.index) + shift,
-                frame[letter].to_numpy() * kT,
-                yerr=np.where(np.isfinite(se[:, k]), se[:, k], np.nan) * kT,
-                fmt="o",
-                ms=2.5,
-                lw=0.8,
-                color=_COLORS.get(letter, "0.3"),
-                label=letter,
-            )
-        ax.axhline(0, color="0.3", lw=0.6)
-        ax.set_xlabel("position in sequence (0-based)")
-        ax.set_ylabel("ΔG (kcal/mol)")
-        ax.legend(ncol=len(letters), fontsize=7, frameon=False, loc="upper right")
-        bars = "± 1 standard error" if status == "ok" else f"no standard errors: {status}"
-        ax.set_title(f"{name}: fitted entries {bars} ({tables.gauge_words(name, kT)})", fontsize=9)
-        paths.append(save_figure(fig, (ax,), directory / f"errors_{name}.png"))
-    values = result.module.get_params()
-    offsets = {f"{n}.offset": t.offset for n, t in tables.terms.items()}
-    offset_errors = {f"{n}.offset": e.offset for n, e in tables.errors.items()}
-    scalars = [
-        n for n in sorted(errors) if n.split(".")[0] in contract.energy_names(result.module)
-        and not isinstance(errors[n], np.ndarray) and values[n].ndim == 0
-    ]  # fmt: skip
-    if scalars:
-        fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(scalars) + 1.2))
-        for row, name in enumerate(scalars):
-            value = offsets.get(name, float(values[name])) * kT  # offsets in the report's gauge
-            se = offset_errors.get(name, float(errors[name])) * kT
-            missing = not np.isfinite(se)
-            ax.errorbar(value, row, xerr=None if missing else se, fmt="o", color="0.2", capsize=3)
-            label = f"{value:+.2f} ± {se:.2f}"
-            if missing:  # inf: a flat direction; nan: the fit is not at an optimum
-                label = f"{value:+.2f}, " + (reasons.get(name) or _reason(se))
-            ax.annotate(
-                label, (value, row), xytext=(0, 6), textcoords="offset points", ha="center",
-                fontsize=8,
-            )  # fmt: skip
-        ax.set_yticks(range(len(scalars)), scalars)
-        ax.set_ylim(-0.6, len(scalars) - 0.2)
-        ax.margins(x=0.15)
-        ax.set_xlabel("kcal/mol (± 1 standard error)")
-        ax.set_title(f"scalar energies (site offsets in the {tables.gauge} gauge)", fontsize=9)
-        paths.append(save_figure(fig, (ax,), directory / "errors_scalars.png"))
-    return paths
-
-
-def _reason(se: float) -> str:
-    """Why a standard error is missing: ``inf`` a flat direction, ``nan`` no optimum."""
-    return "not identified" if np.isinf(se) else "not at an optimum"
-
-
-_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839", "U": "#D62839"}
-_GLYPHS: dict = {}
-
-
-def _glyph(letter: str):
-    """The outline of ``letter`` (bold sans) and its extents, made once per letter."""
-    if letter not in _GLYPHS:
-        from matplotlib.font_manager import FontProperties
-        from matplotlib.textpath import TextPath
-
-        font = FontProperties(family="sans-serif", weight="bold")
-        path = TextPath((0, 0), letter, size=1, prop=font)
-        _GLYPHS[letter] = (path, path.get_extents())
-    return _GLYPHS[letter]
-
-
-def draw_logo(ax, frame) -> None:
-    """A sequence logo of ``frame`` (rows: positions, columns: letters) on ``ax``.
-
-    Each letter is a glyph stretched to its value's height, positive values stacked up
-    from zero and negative ones down, largest magnitude outermost (logomaker's layout
-    with ``flip_below=False``, drawn from cached glyph outlines: a few milliseconds
-    instead of about a second per logo).
-    """
-    from matplotlib.patches import PathPatch
-    from matplotlib.transforms import Affine2D
-
-    values = frame.to_numpy(dtype=float)
-    letters = [str(c) for c in frame.columns]
-    top = bottom = 0.0
-    for x, row in zip(frame.index, values, strict=True):
-        up = down = 0.0
-        for k in np.argsort(np.abs(row)):
-            height = abs(row[k])
-            if height <= 0:
-                continue
-            path, ext = _glyph(letters[k])
-            base = up if row[k] > 0 else down - height
-            shape = (
-                Affine2D()
-                .translate(-ext.x0, -ext.y0)
-                .scale(0.9 / max(ext.width, 1e-9), height / max(ext.height, 1e-9))
-                .translate(x - 0.45, base)
-            )
-            color = _COLORS.get(letters[k].upper(), "0.4")
-            ax.add_patch(PathPatch(shape.transform_path(path), facecolor=color, lw=0))
-            if row[k] > 0:
-                up += height
-            else:
-                down -= height
-        top, bottom = max(top, up), min(bottom, down)
-    pad = 0.05 * max(top - bottom, 1e-9)
-    ax.set_xlim(frame.index[0] - 0.6, frame.index[-1] + 0.6)
-    ax.set_ylim(bottom - pad, top + pad)
 
 
 def mark_stages(ax, stages: list[dict]) -> None:

@@ -1,9 +1,13 @@
 """Figures of the measurements that are not sorts: a continuous score or a count pair
 against the model's output on the test sequences, with the fitted measurement process
-drawn over them (``measurement.png`` and ``test_prediction.png`` of a fit directory)."""
+drawn over them (``measurement.png`` and ``test_prediction.png`` of a fit directory);
+and :func:`save_figure`, which writes every figure of a fit directory."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +66,43 @@ def plot_measured(result, t: np.ndarray, obs: np.ndarray, path: Path, plt) -> Pa
     return save_figure(fig, (ax,), path)
 
 
+#: The formats every figure is written in, besides its PNG (:func:`figure_formats`).
+FORMATS = ("png", "pdf")
+_EXTRA: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("bpm_figures", default=())
+
+
+def parse_formats(text: str | tuple | list) -> tuple[str, ...]:
+    """``"png,pdf"`` as ``("png", "pdf")``: PNG always first (the report embeds it), each
+    format once, only those of :data:`FORMATS`.
+
+    >>> parse_formats("pdf"), parse_formats(" PNG , pdf ")
+    (('png', 'pdf'), ('png', 'pdf'))
+    """
+    from bpm.compiler.errors import BpmError
+
+    names = text.split(",") if isinstance(text, str) else list(text)
+    found = [n.strip().lower().lstrip(".") for n in names if n.strip()]
+    unknown = [n for n in found if n not in FORMATS]
+    if unknown:
+        raise BpmError(f"unknown figure format {unknown[0]!r}: give png, pdf or png,pdf")
+    return tuple(f for f in FORMATS if f == "png" or f in found)
+
+
+@contextlib.contextmanager
+def figure_formats(formats: tuple[str, ...]) -> Iterator[None]:
+    """Within this block :func:`save_figure` also writes each of ``formats`` other than PNG
+    beside the PNG (``logo_G.pdf`` beside ``logo_G.png``)."""
+    token = _EXTRA.set(tuple(f for f in parse_formats(formats) if f != "png"))
+    try:
+        yield
+    finally:
+        _EXTRA.reset(token)
+
+
 def save_figure(fig, open_axes, path: Path) -> Path:
-    """Hide the top and right spines of ``open_axes``, then write ``fig`` as a PNG and close
-    it (every figure of a fit directory is saved this way)."""
+    """Hide the top and right spines of ``open_axes``, then write ``fig`` as a PNG (and in
+    the formats of the enclosing :func:`figure_formats`, beside it) and close it (every
+    figure of a fit directory is saved this way). Returns the PNG's path."""
     import matplotlib.pyplot as plt
 
     for ax in open_axes:
@@ -72,5 +110,11 @@ def save_figure(fig, open_axes, path: Path) -> Path:
             ax.spines[side].set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    for extra in _EXTRA.get():
+        fig.savefig(Path(path).with_suffix(f".{extra}"), metadata=_METADATA.get(extra))
     plt.close(fig)
     return path
+
+
+#: No creation date in a PDF, so the same fit writes the same bytes.
+_METADATA = {"pdf": {"CreationDate": None}}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .plots_measured import save_figure
 from .site_tables import ReportTables
 
 
@@ -27,11 +28,7 @@ def plot_pairs(result, tables: ReportTables, directory: Path, plt) -> list[Path]
         fig.colorbar(mesh, ax=ax, label="pair energy (kcal/mol)")
         strand = "\nbottom-strand site, read on the top strand" if terms.revcomp else ""
         ax.set_title(f"{name} pair terms: {tables.gauge_words(name, kT)}{strand}", fontsize=9)
-        fig.tight_layout()
-        path = directory / f"pairs_{name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, (), directory / f"pairs_{name}.png"))
     return paths
 
 

@@ -20,6 +20,7 @@ from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstra
 from .fit_directory import replacing
 from .fit_source import RECORD_KEY, source_record
 from .measurement_kinds import kind_of
+from .progress import phase
 from .report_html import write_html
 from .site_tables import ReportTables, report_tables
 from .tables import matrix_frame, pairs_frame, scalar_params
@@ -177,6 +178,8 @@ def write_report(
     plots: bool = True,
     gauge: str = "zero-mean",
     wild_type: str | None = None,
+    figure_formats: tuple[str, ...] = ("png",),
+    progress: bool = False,
 ) -> Path:
     """Write every output of a fit into ``directory``, which appears complete or not at
     all (:func:`bpm.runtime.fit_directory.replacing`: written beside, renamed into place;
@@ -185,16 +188,28 @@ def write_report(
     Every table, offset and figure is in ``gauge``: ``"zero-mean"`` (each position's
     letters average zero) or ``"wild-type"`` (each wild-type letter is zero, the offset
     is the wild type's energy); ``wild_type`` is a full-length sequence, by default the
-    consensus of the fit's library. summary.json names the gauge.
+    consensus of the fit's library. summary.json names the gauge. ``figure_formats``:
+    every figure is a PNG, and also a PDF beside it when it holds ``"pdf"``.
+    ``progress``: name each phase (writing, plotting, the page) on stderr as it starts.
     """
     directory = Path(directory)
     with replacing(directory) as folder:
-        write_files(result, folder, plots, gauge, wild_type)
+        phase(progress, "writing", f"{directory}/ (summary.json, params/, model.py, model.pt)")
+        write_files(result, folder, plots, gauge, wild_type, figure_formats, progress)
+        phase(progress, "report", f"{directory}/report.html")
         write_html(folder, name=directory)  # read back from the files, as bpm report does
     return directory
 
 
-def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str | None) -> None:
+def write_files(
+    result,
+    directory: Path,
+    plots: bool,
+    gauge: str,
+    wild_type: str | None,
+    figure_formats: tuple[str, ...] = ("png",),
+    progress: bool = False,
+) -> None:
     """Every file of :func:`write_report` into the (new, empty) ``directory``."""
     (directory / "params").mkdir()
     tables = report_tables(result, gauge, wild_type)
@@ -224,8 +239,9 @@ def write_files(result, directory: Path, plots: bool, gauge: str, wild_type: str
     if plots:
         from .plots import plot_all
 
-        plot_all(result, directory / "plots", tables=tables)
-        plot_bootstrap(result, tables, directory / "plots" / "bootstrap")
+        phase(progress, "plotting", f"every figure into plots/ ({', '.join(figure_formats)})")
+        plot_all(result, directory / "plots", tables=tables, formats=figure_formats)
+        plot_bootstrap(result, tables, directory / "plots" / "bootstrap", figure_formats)
 
 
 #: Digits written: float32 energies round-trip, and a site's energy recomputed from the

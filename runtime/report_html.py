@@ -247,29 +247,34 @@ def compiled(text: str):
 
 
 def states_part(model) -> str:
-    """A thermodynamic model's states and energies as a table; a kinetic scheme drawn
-    (Graphviz when installed, matplotlib otherwise; a sentence when neither works)."""
+    """A thermodynamic model's states and energies as a table over its state diagram; a
+    kinetic scheme drawn (Graphviz when installed, matplotlib otherwise; a sentence when
+    neither works)."""
     if model is None:
         return paragraph("No compiled model to show the states of.", "muted")
+    from bpm.compiler.graph import draw, has_graphviz
+
+    how = "Graphviz" if has_graphviz() else "matplotlib (Graphviz's dot is not installed)"
     if model.kind == "thermodynamic":
         from bpm.compiler.symbolic import linear_form_to_sympy, symbols_for
 
         symbols = symbols_for(model)
         rows = [[s.name, str(linear_form_to_sympy(s.energy, symbols))] for s in model.thermo_states]
-        return paragraph(f"{len(rows)} states; P(s) = exp(-G_s) / Z.") + table(
-            ("state", "free energy G (kT)"), rows
-        )
-    from bpm.compiler.graph import draw, has_graphviz
-
-    how = "Graphviz" if has_graphviz() else "matplotlib (Graphviz's dot is not installed)"
-    words = f"{len(model.states)} states, {len(model.transitions)} transitions, drawn with {how}."
+        words = f"{len(rows)} states; P(s) = exp(-G_s) / Z. The state diagram is drawn with {how}."
+        caption = "each state with its free energy; each arrow a step of binding, labelled "
+        caption += "with the energy it adds"
+        head = paragraph(words) + table(("state", "free energy G (kT)"), rows)
+    else:
+        words = f"{len(model.states)} states, {len(model.transitions)} transitions, drawn "
+        words += f"with {how}."
+        caption, head = "every transition labelled with its rate", paragraph(words)
     with tempfile.TemporaryDirectory() as folder:
         try:
             path = draw(model, Path(folder) / "scheme.svg")
         except (BpmError, OSError) as error:
             why = f"The scheme could not be drawn here ({first_line(error)})"
-            return paragraph(f"{why}; bpm graph draws it where Graphviz or matplotlib works.")
-        return paragraph(words) + figure(path, "every transition labelled with its rate")
+            return head + paragraph(f"{why}; bpm graph draws it where Graphviz or matplotlib works")
+        return head + figure(path, caption)
 
 
 def parameters_part(directory: Path, info: dict, figures) -> str:

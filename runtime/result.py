@@ -149,10 +149,15 @@ class FitResult:
         plots: bool = True,
         gauge: str = "zero-mean",
         wild_type: str | None = None,
+        figure_formats: tuple[str, ...] = ("png",),
+        progress: bool = False,
     ) -> Path:
         """Write summary.json, params/, model.py, model.pt and plots/ into ``directory``;
         site offsets and tables in ``gauge`` (``zero-mean``, or ``wild-type`` with
-        ``wild_type`` a sequence, default the library consensus)."""
+        ``wild_type`` a sequence, default the library consensus); each figure a PNG, and
+        a PDF beside it too when ``figure_formats`` holds ``"pdf"``; ``progress``: name
+        each phase of the writing on stderr."""
         from .report import write_report
 
-        return write_report(self, Path(directory), plots=plots, gauge=gauge, wild_type=wild_type)
+        return write_report(self, Path(directory), plots=plots, gauge=gauge, wild_type=wild_type,
+                            figure_formats=figure_formats, progress=progress)  # fmt: skip

@@ -151,10 +151,122 @@ def test_errors_a_person_can_act_on(open_complex, tmp_path):
         graph.draw(open_complex, tmp_path / "scheme.jpg")
     with pytest.raises(BpmError, match="did you mean 'open'"):
         graph.draw(open_complex, tmp_path / "scheme.dot", "opne")
-    with pytest.raises(BpmError, match="thermodynamic"):
-        graph.draw(load("lac"), tmp_path / "lac.dot")
+    with pytest.raises(BpmError, match="thermodynamic: it has no spanning trees"):
+        graph.draw(load("lac"), tmp_path / "lac.dot", "crp")
 
 
 def test_graph_command_reads_a_file(tmp_path):
     out = graph.graph_command(MODELS / "michaelis_menten.bpm", tmp_path / "mm.dot", trees="free")
     assert "spanning trees into free" in out.read_text()
+
+
+# ------------------------------------------------------- thermodynamic state diagrams
+
+
+def test_a_thermodynamic_model_is_drawn_as_steps_of_binding():
+    """lac: the unbound state, CRP or RNAP bound, both; each arrow the energy it adds."""
+    from bpm.compiler.graph_states import layers, state_edges
+
+    lac = load("lac")
+    assert state_edges(lac) == [
+        ("empty", "crp", "+G_C"),
+        ("empty", "rnap", "+G_R"),
+        ("crp", "crp_rnap", "+G_I + G_R"),
+        ("rnap", "crp_rnap", "+G_C + G_I"),
+    ]
+    pos = layers(lac)
+    assert pos["empty"][0] < pos["crp"][0] == pos["rnap"][0] < pos["crp_rnap"][0]
+    dot = graph.to_dot(lac)
+    assert '"crp" -> "crp_rnap" [label=" +G_I + G_R "];' in dot
+    assert '"crp_rnap" [label="crp_rnap\nG = G_C + G_I + G_R"];' in dot  # two lines
+
+
+def test_only_covering_steps_are_drawn_and_weights_count():
+    """No arrow skips a state in between; 2*mu lies above mu, -G never above +G."""
+    from bpm.compiler.graph_states import state_edges
+
+    model = pipeline.to_ir(
+        "model m\nenergy A\nenergy mu\nthermodynamic {\n e : 0\n one : mu\n two : 2*mu\n"
+        " three : 2*mu + A\n neg : -A\n}\noutput t = P(one)\n",
+        "m",
+    )
+    assert state_edges(model) == [
+        ("e", "one", "+mu"), ("e", "neg", "-A"), ("one", "two", "+mu"), ("two", "three", "+A"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["lac", "activated_repressed", "simple_repression"])
+def test_state_diagram_labels_and_boxes_do_not_overlap(name, tmp_path):
+    """matplotlib's state diagram: no two boxes (states and step labels) overlap, and every
+    arrow ends outside the boxes of its states."""
+    from bpm.compiler.graph_mpl import states_figure
+
+    figure = states_figure(load(name))
+    renderer = figure.canvas.get_renderer()
+    (ax,) = figure.axes
+    boxes = []
+    for text in ax.texts:
+        text.update_bbox_position_size(renderer)
+        boxes.append(text.get_bbox_patch().get_window_extent(renderer))
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (ax.texts[boxes.index(a)].get_text(), b)
+    states = boxes[: len(load(name).states)]
+    for arrow in ax.patches:
+        ends = arrow.get_path().transformed(arrow.get_transform()).vertices[[0, -1]]
+        assert not any(box.contains(*end) for box in states for end in ends)
+    path = graph.draw(load(name), tmp_path / "states.png", engine="matplotlib")
+    assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_bpm_graph_draws_a_thermodynamic_model(tmp_path, capsys):
+    from bpm.cli import main
+
+    assert main(["graph", str(MODELS / "lac.bpm"), "-o", str(tmp_path / "lac.dot")]) == 0
+    assert '"empty" -> "crp"' in (tmp_path / "lac.dot").read_text()
+    assert (
+        main(["graph", str(MODELS / "lac.bpm"), "-o", str(tmp_path / "x.dot"), "--trees", "crp"])
+        == 1
+    )
+    assert "--trees needs a kinetic scheme" in capsys.readouterr().err
+    if graph.has_graphviz():
+        svg = graph.draw(load("lac"), tmp_path / "lac.svg", engine="graphviz")
+        assert "G = G_C + G_I + G_R" in svg.read_text()
+
+
+CROWDED = """model crowded
+energy G_long_binding_energy = 1
+param k_forward_rate_constant > 0
+param k_reverse_rate_constant > 0
+kinetic {
+    a <-> b : k_forward_rate_constant * exp(-G_long_binding_energy), k_reverse_rate_constant
+    b <-> c : k_forward_rate_constant, k_reverse_rate_constant * exp(-G_long_binding_energy)
+    c <-> d : k_forward_rate_constant, k_reverse_rate_constant
+    d <-> a : k_forward_rate_constant, k_reverse_rate_constant
+    a <-> c : k_forward_rate_constant, k_reverse_rate_constant
+}
+output t = P(c)
+"""
+
+
+def label_boxes(figure):
+    """Every text box (states and labels) of a one-axes figure, in display units."""
+    renderer = figure.canvas.get_renderer()
+    (ax,) = figure.axes
+    for text in ax.texts:
+        text.update_bbox_position_size(renderer)
+    return [(t.get_text(), t.get_bbox_patch().get_window_extent(renderer)) for t in ax.texts]
+
+
+@pytest.mark.parametrize("text", [CROWDED, "open_complex", "michaelis_menten"])
+def test_rate_labels_of_a_scheme_do_not_overlap(text):
+    """matplotlib's scheme: a label sits where it overlaps no state and no other label,
+    also with long rates on reversible pairs and a diagonal."""
+    from bpm.compiler.graph_mpl import scheme_figure
+
+    model = pipeline.to_ir(text, "crowded") if "\n" in text else load(text)
+    boxes = label_boxes(scheme_figure(model))
+    assert len(boxes) == len(model.states) + len(model.transitions)
+    for i, (name, a) in enumerate(boxes):
+        for other, b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (name, other)

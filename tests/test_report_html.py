@@ -119,10 +119,14 @@ def test_every_section_is_there_and_every_figure_is_embedded(thermo):
     drawn = sorted(p.relative_to(plots).as_posix() for p in plots.rglob("*.png"))
     assert {"logo_G_A.png", "logo_G_R.png", "history.png", "measurement.png",
             "test_t_by_bin.png", "errors_G_A.png", "errors_scalars.png"} <= set(drawn)  # fmt: skip
-    assert len(page.images) == len(drawn)  # each once
-    for src in page.images:
-        assert src.startswith("data:image/png;base64,")
+    pngs = [src for src in page.images if src.startswith("data:image/png;base64,")]
+    assert len(pngs) == len(drawn)  # each once
+    for src in pngs:
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    (diagram,) = [src for src in page.images if src not in pngs]  # the state diagram
+    assert diagram.startswith("data:image/svg+xml;base64,")
+    assert b"G = G_A" in base64.b64decode(diagram.split(",", 1)[1])
+    assert "The state diagram is drawn with" in page.text
     for name in drawn:
         assert f"<b>{name}</b>" in text
     summary = json.loads((thermo / "summary.json").read_text())
@@ -156,7 +160,9 @@ def test_a_score_is_drawn_against_its_prediction(tmp_path):
     assert "<b>test_prediction.png</b>" in (directory / "report.html").read_text()
     assert "measurement kind: continuous" in page.text and "R2" in page.text
     assert "Drawn with the test data" in page.text  # the link is drawn in that figure
-    assert len(page.images) == len(list((directory / "plots").rglob("*.png")))
+    pngs = [src for src in page.images if src.startswith("data:image/png;base64,")]
+    assert len(pngs) == len(list((directory / "plots").rglob("*.png")))
+    assert len(page.images) == len(pngs) + 1  # and the state diagram
 
 
 def test_bpm_report_writes_the_same_page_again(thermo, capsys):
@@ -219,8 +225,8 @@ def test_intervals_optima_and_the_bootstrap_are_shown_where_they_belong(thermo, 
         assert words in parts["identifiability"], words
     assert "bootstrap interval" in parts["parameters"] and "-1.5 to -0.6" in parts["parameters"]
     assert (
-        "<b>bootstrap/errors_G_A.png</b>: every matrix entry with its bootstrap"
-        in parts["parameters"]
+        "<b>bootstrap/errors_G_A.png</b>: every matrix entry (−ΔG, as in the logo) above its "
+        "bootstrap standard error" in parts["parameters"]
     )
     assert "<b>errors_scalars.png</b>" in parts["parameters"]
     assert "bootstrap wall time (s)" in parts["provenance"]
