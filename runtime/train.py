@@ -24,7 +24,7 @@ from torch import nn
 from bpm.compiler.errors import BpmError
 
 from .contract import select_output
-from .sources import Comm, entropy_bits
+from .sources import Comm, entropy_bits, tensor_chunks
 
 LOG2 = math.log(2.0)
 
@@ -113,17 +113,17 @@ def evaluate(
 
 
 def row_log_likelihoods(
-    joint: Joint, x: torch.Tensor, obs: torch.Tensor, rows: int = 65536
+    joint: Joint, x: torch.Tensor, obs: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's log-likelihood (nats, float64) and weight (reads, or 1 for a score),
     as two arrays ``[N]``: what :func:`evaluate` sums, one row (sequence) at a time, so
-    two models can be compared on the same rows (:mod:`bpm.runtime.compare`)."""
+    two models can be compared on the same rows (:mod:`bpm.runtime.compare`). Rows go
+    through in the evaluation chunks of :func:`~bpm.runtime.sources.tensor_chunks`."""
     joint.eval()
     found, weights = [], []
     with torch.no_grad(), in_float64(joint):
-        for i in range(0, len(x), rows):
-            part = obs[i : i + rows].double()
-            found.append(joint(x[i : i + rows], part).cpu().numpy())
+        for part_x, part in tensor_chunks(x, obs.double()):
+            found.append(joint(part_x, part).cpu().numpy())
             weights.append(joint.measurement.weight(part).double().cpu().numpy())
     if not found:
         return np.zeros(0), np.zeros(0)
