@@ -26,7 +26,7 @@ from . import contract
 from .optimizers import LBFGS
 from .sources import FullBatch, tensor_chunks
 from .start import hold
-from .train import LOG2, Joint, evaluate, run_stage, snapshot
+from .train import LOG2, SETTLED_STOPS, Joint, evaluate, run_stage, snapshot
 
 #: 2 dNLL at the 95% level for one parameter (chi-square, one degree of freedom).
 CHI2_95 = 3.841458820694124
@@ -167,7 +167,7 @@ class Profile:
         nll = self.nll()
         last = [row["val_nll"] * LOG2 * self.reads for row in history[-2:]]
         self.last_drop = last[0] - last[1] if len(last) == 2 else math.inf
-        return nll, stage.stopped in ("converged", "stalled")
+        return nll, stage.stopped in SETTLED_STOPS
 
     def at(self, value: float, state: dict, before: dict | None = None):
         """Hold the quantity at ``value`` and refit from ``state`` (a :meth:`state`), or,

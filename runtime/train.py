@@ -159,6 +159,11 @@ def gradient_norm(joint: Joint, chunks: Iterable, comm: Comm | None = None) -> f
     return math.sqrt(squares) / max(reads, 1e-12) / LOG2
 
 
+#: How a stage ends at an optimum: its optimizer's own tolerances, or the stall rule
+#: (:data:`~bpm.runtime.optimizers.STALL_NATS`). A fit and a profile refit both read it.
+SETTLED_STOPS = ("converged", "stalled")
+
+
 def convergence(stages, grad: float) -> dict:
     """``{"converged", "gradient_norm", "stopped"}``: converged when the training NLL's
     gradient is below :data:`~bpm.runtime.train.GRADIENT_TOL` bits per read or the last
@@ -166,7 +171,7 @@ def convergence(stages, grad: float) -> dict:
     last stage ended."""
     last = stages[-1].stopped if stages else "no stage"
     return {
-        "converged": bool(grad < GRADIENT_TOL or last in ("converged", "stalled")),
+        "converged": bool(grad < GRADIENT_TOL or last in SETTLED_STOPS),
         "gradient_norm": grad,
         "stopped": last,
     }
