@@ -33,6 +33,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+#: The background mixing logit is read within +-this: beyond it the background's share
+#: (under 1e-13) changes no likelihood, while torch's second derivative of logsigmoid
+#: overflows to nan (a one-site fit drifted to -713, and its Hessian was nan throughout).
+MIX_BOUND = 30.0
+
+
+def mixing_log_weights(mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log pi, log(1 - pi))`` of the background share ``pi = sigmoid(mix)``, with
+    ``mix`` held within :data:`MIX_BOUND`."""
+    mix = mix.clamp(-MIX_BOUND, MIX_BOUND)
+    return F.logsigmoid(mix), F.logsigmoid(-mix)
+
+
 def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
@@ -201,7 +214,7 @@ class OrdinalMeasurement(BinnedReads):
         cdf = torch.sigmoid(self.cutpoints()[None, :] - z[:, None])  # [N, B-1]
         zero = cdf.new_zeros(cdf.shape[0], 1)
         ordered = torch.diff(cdf, dim=1, prepend=zero, append=zero + 1.0)
-        pi = torch.sigmoid(self.background_mix)
+        pi = torch.sigmoid(self.background_mix.clamp(-MIX_BOUND, MIX_BOUND))
         background = torch.softmax(self.background_logits, 0)
         return torch.log((pi * background + (1.0 - pi) * ordered).clamp_min(1e-30))
 
@@ -209,10 +222,8 @@ class OrdinalMeasurement(BinnedReads):
         """``log p(bin | t)`` computed in log space throughout (slower, for checks)."""
         ordered = self.ordered_log_probs(t)
         background = F.log_softmax(self.background_logits, 0)
-        return torch.logaddexp(
-            F.logsigmoid(self.background_mix) + background[None, :],
-            F.logsigmoid(-self.background_mix) + ordered,
-        )
+        log_pi, log_rest = mixing_log_weights(self.background_mix)
+        return torch.logaddexp(log_pi + background[None, :], log_rest + ordered)
 
     def ordered_log_probs(self, t: torch.Tensor) -> torch.Tensor:
         """``log p(bin | t)`` of the ordered (cumulative-logit) part, shape ``[N, n_bins]``."""

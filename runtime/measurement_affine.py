@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.special import log_ndtr, ndtri
 
-from .measurement import BinnedReads
+from .measurement import BinnedReads, mixing_log_weights
 
 KIND = "affine"
 
@@ -191,10 +191,8 @@ class AffineMeasurement(BinnedReads):
     def log_probs(self, t: torch.Tensor) -> torch.Tensor:
         """``log p(bin | t)``, shape ``[N, n_bins]``: the probit part mixed with background."""
         background = F.log_softmax(self.background_logits, 0)
-        return torch.logaddexp(
-            F.logsigmoid(self.background_mix) + background[None, :],
-            F.logsigmoid(-self.background_mix) + self.ordered_log_probs(t),
-        )
+        log_pi, log_rest = mixing_log_weights(self.background_mix)
+        return torch.logaddexp(log_pi + background[None, :], log_rest + self.ordered_log_probs(t))
 
     # ------------------------------------------------------------ the training core's interface
 

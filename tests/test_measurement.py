@@ -182,3 +182,26 @@ def test_gates_recover_the_interaction_at_50000_cells():
         r, scale = scales[name]
         assert r >= 0.99 and 0.9 <= scale <= 1.1, (name, r, scale)
     assert abs(scales["G_I error"]) <= 0.3
+
+
+@pytest.mark.parametrize("kind", ["ordinal", "affine"])
+def test_a_background_share_run_to_zero_keeps_finite_second_derivatives(kind):
+    """A fit can drive the background's mixing logit far negative (a one-site fit reached
+    -713): the likelihood's curvature there must be finite (torch's logsigmoid gives nan)
+    so that the Hessian of the whole fit is not nan."""
+    from bpm.runtime.measurement import OrdinalMeasurement
+    from bpm.runtime.measurement_affine import AffineMeasurement
+
+    measurement = OrdinalMeasurement(4, hidden=0) if kind == "ordinal" else AffineMeasurement(4)
+    measurement = measurement.double()
+    with torch.no_grad():
+        measurement.background_mix.fill_(-713.0)
+    t = torch.linspace(0.05, 3.0, 16, dtype=torch.float64)
+    counts = torch.ones(16, 4, dtype=torch.float64)
+    for log_probs in (measurement.log_probs, getattr(measurement, "log_probs_stable", None)):
+        if log_probs is None:
+            continue
+        nll = -(counts * log_probs(t)).sum()
+        (grad,) = torch.autograd.grad(nll, measurement.background_mix, create_graph=True)
+        (curvature,) = torch.autograd.grad(grad, measurement.background_mix)
+        assert torch.isfinite(grad) and torch.isfinite(curvature), kind
