@@ -59,6 +59,10 @@ from bpm.runtime.identifiability_words import (
 )
 from bpm.runtime.train import GRADIENT_TOL, LOG2
 
+#: Profiled curvature at most this fraction of a coordinate's own is rounding
+#: (:func:`unit_diagonal`).
+CANCELLED = 1e-6
+
 __all__ = ["Uncertainty", "analyze", "default_nll", "hessian", "pinv_sym", "refit_lbfgs"]
 
 
@@ -203,7 +207,7 @@ def analyze(
     joint_negative = downward(G.T @ H @ G, rel_tol)
     P = Q.T @ profiled(H, n_model) @ Q
     P = 0.5 * (P + P.T)
-    diag = np.clip(np.diag(P), 0.0, None)
+    diag = unit_diagonal(P, Q.T @ H[:n_model, :n_model] @ Q)
     scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
     S = P * scale[:, None] * scale[None, :]
     evals, evecs = np.linalg.eigh(S)
@@ -271,6 +275,19 @@ def analyze(
         converged=converged,
         values=values,
     )
+
+
+def unit_diagonal(profiled_curvature: np.ndarray, curvature: np.ndarray) -> np.ndarray:
+    """The diagonal that scales the profiled model curvature to unit size: its own, except
+    where profiling out the measurement took a coordinate's curvature down to
+    :data:`CANCELLED` of what it had (a parameter the measurement process absorbs exactly,
+    such as ``t_sat`` against the affine link's offset when the floor is at zero). There
+    what is left is rounding, of either sign, and such a coordinate is scaled by its own
+    unprofiled curvature: its direction then reads as flat (not identified) instead of at
+    random as downward (a saddle) or as a huge finite error."""
+    mine, whole = np.diag(profiled_curvature), np.abs(np.diag(curvature))
+    cancelled = mine <= CANCELLED * whole
+    return np.where(cancelled, whole, np.clip(mine, 0.0, None))
 
 
 def _norm(g: np.ndarray, n_reads: float) -> float:

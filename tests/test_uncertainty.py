@@ -286,3 +286,29 @@ def test_a_rate_and_an_offset_print_as_a_product_with_a_boltzmann_factor():
     assert "a ×e^(1·s), b ×e^(-1·s), c +1·s kT" in text
     two = _message(names, np.eye(3), [0, 1, 2], names, kinds, 2)
     assert "2 independent directions" in two and "only 0" not in two
+
+
+def test_a_scale_the_measurement_absorbs_exactly_is_not_identified_on_every_seed():
+    """t_sat against the affine link's offset (floor at zero): profiling the offset out
+    leaves t_sat's curvature at rounding level, of random sign. It must read as not
+    identified every time, never as a huge finite error or a saddle (which, at lac's
+    size, withheld every standard error of matched fits)."""
+    from bpm.runtime.fit import fit
+    from bpm.runtime.simulate import simulate
+
+    one = """model one
+sequence x: dna[12]
+energy G = matrix(x[0:12])
+param t_sat > 0
+thermodynamic { empty : 0  bound : G }
+output t = t_sat * P(bound)
+"""
+    for seed in range(4):
+        table, sim = simulate(one, n=6000, mutation_rate=0.2, seed=seed, noise=0.5)
+        gates = sim.meta["bin_edges_log_t"]
+        found = fit(one, table, seed=0, quiet=True, link="affine", gates=gates)
+        found = found.analyze_uncertainty()
+        assert found.status == "ok" and found.negative_directions == 0, (seed, found.why)
+        assert found.standard_errors["t_sat"] == np.inf, seed
+        assert found.reasons["t_sat"] == "not identified"
+        assert np.isfinite(found.standard_errors["G"]).all()
