@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 #: The background mixing logit is read within +-this: beyond it the background's share
 #: (under 1e-13) changes no likelihood, while torch's second derivative of logsigmoid
 #: overflows to nan (a one-site fit drifted to -713, and its Hessian was nan throughout).
