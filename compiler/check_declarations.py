@@ -114,9 +114,9 @@ class DeclarationChecks:
         found = ir.Numbering(n.first, n.last, n.reference)
         if found.width != length:
             fits = ir.Numbering.starting(n.first, length)
-            self.error(BpmModelError, f"positions {n.first} to {n.last} number {found.width} "
-                       f"letters, but '{name}' has {length}", n.span,
-                       note=f"{length} letters from {n.first} are {fits.text()} (no 0)")  # fmt: skip
+            message = f"positions {n.first} to {n.last} number {found.width} letters, "
+            note = f"{length} letters from {n.first} are {fits.text()} (no 0)"
+            self.error(BpmModelError, message + f"but '{name}' has {length}", n.span, note=note)
             return None
         return found
 

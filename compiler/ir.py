@@ -259,7 +259,8 @@ def dump(node: object, indent: int = 0) -> str:
         lines = [type(node).__name__]
         for f in fields(node):  # type: ignore[arg-type]
             value = getattr(node, f.name)
-            if isinstance(value, Span) or (value is None and f.metadata.get("dump") == "unless None"):
+            omitted = value is None and f.metadata.get("dump") == "unless None"
+            if isinstance(value, Span) or omitted:
                 continue
             if _is_tree(value):
                 lines.append(f"{pad}  {f.name}:")

@@ -217,12 +217,10 @@ class _ToAst(Transformer):
                              last_span=b_span)  # fmt: skip
 
     def reference(self, meta, token):
-        text = str(token)
-        if token.type == "STRING":
-            text = text[1:-1]
-            if text.startswith('""') or '"' in text or "\n" in text:
-                raise BpmSyntaxError("a reference is a name or a one-line string",
-                                     _tok_span(token), note='like TSS or "5\' splice site"')  # fmt: skip
+        text = str(token)[1:-1] if token.type == "STRING" else str(token)
+        if '"' in text:  # a triple-quoted string
+            raise BpmSyntaxError("a reference is a name or a one-line string", _tok_span(token),
+                                 note="like TSS or \"5' splice site\"")  # fmt: skip
         return text
 
     def signed_int(self, meta, *tokens):
@@ -358,7 +356,7 @@ def _unparse_statement(st: ast.Statement) -> str:
                 out += f" positions {n.first} to {n.last}"
                 if n.reference is not None:
                     plain = n.reference.isidentifier() and n.reference.isascii()
-                    out += f" relative to {n.reference}" if plain else f' relative to "{n.reference}"'
+                    out += " relative to " + (n.reference if plain else f'"{n.reference}"')
             return out
         case ast.TemperatureDecl():
             return f"temperature {source_number(st.value)} {st.unit}"

@@ -99,7 +99,7 @@ def test_syntax_error_position():
     "clause, first, last, reference",
     [
         ("positions -75 to -1 relative to TSS", -75, -1, "TSS"),
-        ("positions -3 to +6 relative to \"5' splice site\"", -3, 6, "5' splice site"),
+        ('positions -3 to +6 relative to "5\' splice site"', -3, 6, "5' splice site"),
         ("positions 2 to 10", 2, 10, None),
         ("positions -4 to 5 relative to to", -4, 5, "to"),  # 'to' is a keyword only there
     ],

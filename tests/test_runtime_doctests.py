@@ -12,6 +12,7 @@ MODULES = [
     "bpm.runtime.table_output",
     "bpm.runtime.report",
     "bpm.runtime.compare_stats",
+    "bpm.runtime.positions",
     "bpm.cli.compare_command",
 ]
 
