@@ -20,6 +20,7 @@ import numpy as np
 from torch import nn
 
 from bpm.compiler.errors import BpmError
+from bpm.compiler.ir import Numbering
 
 from . import contract
 from .tables import (
@@ -46,7 +47,7 @@ class ReportTables:
     terms: dict[str, SiteTerms]
     errors: dict[str, SiteErrors]
     wild_type_energies: dict[str, float]
-    numbering: object | None = None
+    numbering: Numbering | None = None
 
     def gauge_words(self, name: str, kT: float) -> str:
         """The gauge and site ``name``'s offset in it, as figure titles say them."""
