@@ -7,7 +7,10 @@ the option (or file) and what is allowed.
   ``kT``, ``kcal/mol`` or ``kJ/mol`` (converted to kT at the model's temperature),
   each value finite and inside the bounds the model declares;
 - :func:`check_device`: ``--device`` is a device this torch can use;
-- :func:`named`: an error that names no file yet, attributed to an option or a file.
+- :func:`named`: an error that names no file yet, attributed to an option or a file;
+- :func:`options_from_arguments`: all of the above for the fit flags that ``bpm fit`` and
+  ``bpm compare`` share (:func:`bpm.runtime.option_flags.add_arguments`), then the
+  :class:`~bpm.runtime.options.FitOptions` they give.
 
 These use the compiler's IR only (no torch); the fit itself checks everything again.
 """
@@ -77,6 +80,50 @@ def check_model(path: str, output: str | None) -> ir.Model | None:
             str(path),
         )
     return model
+
+
+def options_from_arguments(args, models: list[ir.Model | None]):
+    """The :class:`~bpm.runtime.options.FitOptions` of the shared fit flags in ``args``
+    for ``models`` (the checked IR of each, None where it is not a .bpm file), every
+    refusal one line naming its flag: ``--init`` in each model's natural units
+    (:func:`resolve_init_all`), ``--device``, ``--counts``, then every option's own check."""
+    from argparse import Namespace
+
+    from bpm.runtime.option_flags import from_arguments
+
+    init = resolve_init_all(args.init, models)
+    check_device(args.device)
+    if args.counts is not None and len([c for c in args.counts.split(",") if c.strip()]) < 2:
+        raise named(BpmError(f"needs two or more count columns, dimmest bin first, "
+                             f"not {args.counts!r}"), "--counts")  # fmt: skip
+    try:
+        return from_arguments(Namespace(**{**vars(args), "init": init}))
+    except BpmError as error:
+        raise named(error, option_flag(error.diagnostics[0].message)) from None
+
+
+def resolve_init_all(pairs: list[str] | None, models: list[ir.Model | None]) -> list[str] | None:
+    """``--init`` values for several models (:func:`resolve_init`), each in the units of
+    every model that declares its name (of the first model when none does); a value that
+    comes out different in two of them (kcal/mol at two temperatures) is refused."""
+    if not pairs:
+        return pairs
+    out = []
+    for pair in pairs:
+        name = pair.partition("=")[0].strip()
+        having = [m for m in models if m is not None and declares(m, name)] or models[:1]
+        values = {resolve_init([pair], model)[0] for model in having}
+        if len(values) > 1:
+            raise named(BpmError(f"{name} is {sorted(values)} in the models' kT (their "
+                                 "temperatures differ): give it in kT"), "--init")  # fmt: skip
+        out.append(values.pop())
+    return out
+
+
+def declares(model: ir.Model, name: str) -> bool:
+    """True if ``name`` (a ``get_params`` name: ``G``, ``G.offset``, ``k``) is the model's."""
+    base = name.partition(".")[0]
+    return any(e.name == base for e in model.energies) or any(p.name == name for p in model.params)
 
 
 def parse_value(text: str) -> tuple[float, str]:

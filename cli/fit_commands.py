@@ -1,8 +1,9 @@
 """``bpm fit`` and ``bpm predict``: fit a model to read counts, predict with a saved fit.
 
-The fit flags are :func:`bpm.runtime.options.add_arguments`' (every option once, shared
-with ``torchrun -m bpm.runtime.distributed``); this module adds only what belongs to the
-command: the model, the data, ``-o``, ``--no-plots`` and ``--uncertainty``.
+The fit flags are :func:`bpm.runtime.option_flags.add_arguments`' (every option once,
+shared with ``bpm compare`` and ``torchrun -m bpm.runtime.distributed``) and the flags of
+what a fit directory holds are :func:`add_report_arguments`' (shared with ``bpm
+compare``); this module adds only what belongs to the command: the model, the data, ``-o``.
 ``run_fit`` and ``run_predict`` do the work and are what tests call.
 """
 
@@ -14,7 +15,7 @@ import threading
 
 from bpm.compiler.errors import BpmDataError, BpmError
 
-from .fit_checks import check_device, check_model, named, option_flag, resolve_init
+from .fit_checks import check_model, named, option_flag, options_from_arguments
 
 EXIT_OK = 0
 
@@ -165,22 +166,48 @@ def run_report(fit_dir: str, output: str | None) -> int:
 
 def fit_from_arguments(args: argparse.Namespace) -> int:
     """``bpm fit``'s parsed flags to :func:`run_fit`."""
-    from bpm.runtime.option_flags import from_arguments
-
     model = check_model(args.model, args.output)
-    args.init = resolve_init(args.init, model)
-    check_device(args.device)
-    formats = figure_format_flag(args.figure_format)
-    if args.counts is not None and len([c for c in args.counts.split(",") if c.strip()]) < 2:
-        raise named(BpmError(f"needs two or more count columns, dimmest bin first, "
-                             f"not {args.counts!r}"), "--counts")  # fmt: skip
-    try:
-        options = from_arguments(args)
-    except BpmError as error:
-        raise named(error, option_flag(error.diagnostics[0].message)) from None
-    return run_fit(args.model, args.data, args.report, options,
-                   plots=args.plots, uncertainty=args.uncertainty, gauge=args.gauge,
-                   wild_type=args.wild_type, figure_formats=formats)  # fmt: skip
+    report = report_from_arguments(args)
+    options = options_from_arguments(args, [model])
+    return run_fit(args.model, args.data, args.report, options, **report)
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    """What a fit directory holds, the flags ``bpm fit`` and ``bpm compare`` share:
+    ``--no-plots``, ``--figure-format``, ``--uncertainty``, ``--gauge``, ``--wild-type``
+    (read back by :func:`report_from_arguments`)."""
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="no plots/ in DIR")
+    p.add_argument(
+        "--figure-format",
+        metavar="FORMATS",
+        default="png",
+        help="png (default) or png,pdf: also write each figure as a PDF beside its PNG",
+    )
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="standard errors (Hessian of the likelihood) and unidentified combinations",
+    )
+    p.add_argument(
+        "--gauge",
+        choices=("zero-mean", "wild-type"),
+        default="zero-mean",
+        help="how site tables and offsets are reported: every position averaging zero "
+        "(default), or the wild type's letters at zero and the offset its energy",
+    )
+    p.add_argument(
+        "--wild-type",
+        metavar="SEQUENCE",
+        help="the wild type of --gauge wild-type (default: the library's consensus)",
+    )
+
+
+def report_from_arguments(args: argparse.Namespace) -> dict:
+    """The keywords of :func:`run_fit` (and ``run_compare``) that
+    :func:`add_report_arguments`' flags give."""
+    return {"plots": args.plots, "uncertainty": args.uncertainty, "gauge": args.gauge,
+            "wild_type": args.wild_type,
+            "figure_formats": figure_format_flag(args.figure_format)}  # fmt: skip
 
 
 def figure_format_flag(text: str) -> tuple[str, ...]:
@@ -209,30 +236,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "data", metavar="DATA", help="table: sequence, ct_0..ct_B or y or a count pair, set"
     )
     p.add_argument("-o", "--output", dest="report", metavar="DIR", help="write the report here")
-    p.add_argument("--no-plots", dest="plots", action="store_false", help="no plots/ in DIR")
-    p.add_argument(
-        "--figure-format",
-        metavar="FORMATS",
-        default="png",
-        help="png (default) or png,pdf: also write each figure as a PDF beside its PNG",
-    )
-    p.add_argument(
-        "--uncertainty",
-        action="store_true",
-        help="standard errors (Hessian of the likelihood) and unidentified combinations",
-    )
-    p.add_argument(
-        "--gauge",
-        choices=("zero-mean", "wild-type"),
-        default="zero-mean",
-        help="how site tables and offsets are reported: every position averaging zero "
-        "(default), or the wild type's letters at zero and the offset its energy",
-    )
-    p.add_argument(
-        "--wild-type",
-        metavar="SEQUENCE",
-        help="the wild type of --gauge wild-type (default: the library's consensus)",
-    )
+    add_report_arguments(p)
     add_arguments(p)
     p.set_defaults(handler=fit_from_arguments)
 

@@ -92,11 +92,26 @@ class Quantity:
 
 
 @dataclass(frozen=True)
+class Numbering:
+    """``positions -75 to -1 relative to TSS``: the numbers a person gives the first and
+    last letters (no 0: ..., -1, +1, ...) and what they count from, if said."""
+
+    first: int
+    last: int
+    reference: str | None
+    span: Span = _span()
+    first_span: Span = _span()
+    last_span: Span = _span()
+
+
+@dataclass(frozen=True)
 class SequenceDecl:
     name: Name
     alphabet: str  # a named alphabet ("dna") or the letters of a custom one
     custom: bool
     length: int
+    #: absent from dumps when None, so files without it keep their dumps and hashes
+    numbering: Numbering | None = field(default=None, metadata={"dump": "unless None"})
     span: Span = _span()
 
 

@@ -88,7 +88,37 @@ class DeclarationChecks:
         if d.length < 1:
             self.error(BpmModelError, "a sequence needs a length of at least 1", d.span)
             return None
-        return ir.SequenceDecl(d.name.name, alphabet, d.length, span=d.span)
+        numbering = self.numbering(d.numbering, d.name.name, d.length)
+        return ir.SequenceDecl(d.name.name, alphabet, d.length, numbering, span=d.span)
+
+    def numbering(self, n: ast.Numbering | None, name: str, length: int) -> ir.Numbering | None:
+        """``positions A to B [relative to R]``: A and B not 0, counting up, numbering
+        exactly ``length`` letters (0 skipped)."""
+        if n is None:
+            return None
+        zero = [s for v, s in ((n.first, n.first_span), (n.last, n.last_span)) if v == 0]
+        for span in zero:
+            self.error(BpmModelError, "there is no position 0", span,
+                       note="positions run ..., -2, -1, +1, +2, ...: the letter at the "
+                       "reference is +1, the one before it -1")  # fmt: skip
+        if zero:
+            return None
+        if n.last < n.first:
+            self.error(BpmModelError, f"positions {n.first} to {n.last} count down", n.span,
+                       note="give the number of the first letter, then of the last")  # fmt: skip
+            return None
+        if n.reference is not None and not n.reference.strip():
+            self.error(BpmModelError, "an empty reference", n.span,
+                       note="name what the positions count from, like TSS")  # fmt: skip
+            return None
+        found = ir.Numbering(n.first, n.last, n.reference)
+        if found.width != length:
+            fits = ir.Numbering.starting(n.first, length)
+            message = f"positions {n.first} to {n.last} number {found.width} letters, "
+            note = f"{length} letters from {n.first} are {fits.text()} (no 0)"
+            self.error(BpmModelError, message + f"but '{name}' has {length}", n.span, note=note)
+            return None
+        return found
 
     def declare(self, name: ast.Name) -> bool:
         """Record an energy or parameter name; False (and an error) if repeated or reserved."""

@@ -70,12 +70,15 @@ def class_doc(c: Context) -> str:
 
 
 def write_class_attributes(c: Context) -> None:
-    """Name, kind, alphabet, names, site energies, kT and the parameter layout."""
+    """Name, kind, alphabet, numbering, names, site energies, kT and the parameter layout."""
     w, m, seq = c.w, c.model, c.seq
     w.line(f"name = {m.name!r}")
     w.line(f"kind = {m.kind!r}")
     w.line(f"alphabet = {seq.alphabet.letters if seq else None!r}")
     w.line(f"sequence_length = {seq.length if seq else None!r}")
+    n = seq.numbering if seq else None
+    numbering = {"first": n.first, "last": n.last, "reference": n.reference} if n else None
+    w.line(f"numbering = {numbering!r}")
     w.line(f"state_names = {tuple(m.states)!r}")
     w.line(f"output_names = {tuple(o.name for o in m.outputs)!r}")
     w.line(f"energy_names = {c.energy_names!r}")

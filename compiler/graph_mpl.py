@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
@@ -44,7 +45,9 @@ def render(model: ir.Model, path: Path, trees_into_state: str | None = None) -> 
     else:
         figure = _trees_figure(model, trees_into_state)
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=150, bbox_inches="tight", metadata=_metadata(path))
+    # an SVG's clip-path ids are random unless salted: the same model, the same bytes
+    with rc_context({"svg.hashsalt": model.name}):
+        figure.savefig(path, dpi=150, bbox_inches="tight", metadata=_metadata(path))
 
 
 def _metadata(path: Path) -> dict[str, str | None]:

@@ -6,7 +6,8 @@ dataclasses, so it can be hashed, compared and dumped deterministically
 (:func:`dump`). Every node keeps the :class:`Span` it came from.
 
 This module holds the declarations, mechanisms and the model; the expressions, linear
-forms and rates they contain are in :mod:`bpm.compiler.ir_expr` and re-exported here.
+forms and rates they contain are in :mod:`bpm.compiler.ir_expr`, the sequence (alphabet,
+length, numbering) in :mod:`bpm.compiler.ir_sequence`, both re-exported here.
 
 Energies are in units of kT throughout; ``Model.kT`` converts to kcal/mol.
 """
@@ -31,6 +32,7 @@ from .ir_expr import (
     format_linear,
     shape_of,
 )
+from .ir_sequence import ALPHABETS, DNA, PROTEIN, RNA, Alphabet, Numbering, SequenceDecl
 
 __all__ = [
     "ALPHABETS",
@@ -47,6 +49,7 @@ __all__ = [
     "LinearForm",
     "Model",
     "Num",
+    "Numbering",
     "Output",
     "Param",
     "Prob",
@@ -64,38 +67,6 @@ __all__ = [
     "format_model",
     "shape_of",
 ]
-
-# --------------------------------------------------------------------- alphabets
-
-
-@dataclass(frozen=True)
-class Alphabet:
-    """The letters a sequence is written in; ``complement[i]`` is the code paired with letter i."""
-
-    name: str  # "dna", "rna", "protein" or "custom"
-    letters: str
-    complement: tuple[int, ...] | None = None
-
-    def __post_init__(self):
-        if len(set(self.letters)) != len(self.letters) or not self.letters:
-            raise ValueError(f"alphabet letters must be distinct and non-empty: {self.letters!r}")
-
-
-DNA = Alphabet("dna", "ACGT", (3, 2, 1, 0))
-RNA = Alphabet("rna", "ACGU", (3, 2, 1, 0))
-PROTEIN = Alphabet("protein", "ACDEFGHIKLMNPQRSTVWY")
-ALPHABETS = {a.name: a for a in (DNA, RNA, PROTEIN)}
-
-
-@dataclass(frozen=True)
-class SequenceDecl:
-    """``sequence x: dna[75]``: the one input sequence of a model."""
-
-    name: str
-    alphabet: Alphabet
-    length: int
-    span: Span = field(compare=False, kw_only=True)
-
 
 # -------------------------------------------------------------- declarations
 
@@ -287,9 +258,10 @@ def dump(node: object, indent: int = 0) -> str:
     if hasattr(node, "__dataclass_fields__"):
         lines = [type(node).__name__]
         for f in fields(node):  # type: ignore[arg-type]
-            if f.name == "span":
-                continue
             value = getattr(node, f.name)
+            omitted = value is None and f.metadata.get("dump") == "unless None"
+            if isinstance(value, Span) or omitted:
+                continue
             if _is_tree(value):
                 lines.append(f"{pad}  {f.name}:")
                 lines.append(f"{pad}    " + dump(value, indent + 2))
@@ -309,6 +281,15 @@ def _is_tree(value: object) -> bool:
 # ------------------------------------------------------------- readable text
 
 
+def site_numbers(model: Model, site: SiteEnergy) -> str:
+    """``, positions -74 to -49``: a site's first and last letters as the file numbers
+    them; empty for a sequence without ``positions``."""
+    numbering = model.sequence.numbering if model.sequence is not None else None
+    if numbering is None:
+        return ""
+    return f", positions {numbering.label(site.start)} to {numbering.label(site.stop - 1)}"
+
+
 def format_model(model: Model) -> str:
     """The deterministic text dump of a checked model, used by ``--emit ir``."""
     lines = [f"model {model.name} ({model.kind})"]
@@ -317,14 +298,17 @@ def format_model(model: Model) -> str:
     lines.append(f"  temperature: {model.temperature_kelvin:g} K (kT = {model.kT:.4f} kcal/mol)")
     if model.sequence is not None:
         s = model.sequence
+        numbered = f", {s.numbering.text()}" if s.numbering is not None else ""
         lines.append(
             f"  sequence {s.name}: {s.alphabet.name} '{s.alphabet.letters}' length {s.length}"
+            + numbered
         )
     for e in model.energies:
         if isinstance(e, SiteEnergy):
             where = f"{model.sequence.name}[{e.start}:{e.stop}]"
             where = f"revcomp({where})" if e.revcomp else where
-            lines.append(f"  energy {e.name} = {e.kind}({where})  # width {e.width}")
+            lines.append(f"  energy {e.name} = {e.kind}({where})  # width {e.width}"
+                         + site_numbers(model, e))  # fmt: skip
         elif e.fixed:
             lines.append(f"  energy {e.name} = {e.value:g} kT (fixed)")
         else:

@@ -205,9 +205,27 @@ class _ToAst(Transformer):
         body = raw[3:-3] if raw.startswith('"""') else raw[1:-1]
         return inspect.cleandoc(textwrap.dedent(body)) or None
 
-    def sequence_decl(self, meta, name, alphabet, length):
+    def sequence_decl(self, meta, name, alphabet, length, numbering=None):
         letters, custom = alphabet
-        return ast.SequenceDecl(_name(name), letters, custom, _int(length), span=self.s(meta))
+        return ast.SequenceDecl(
+            _name(name), letters, custom, _int(length), numbering, span=self.s(meta)
+        )
+
+    def numbering(self, meta, first, last, reference=None):
+        (a, a_span), (b, b_span) = first, last
+        return ast.Numbering(a, b, reference, span=self.s(meta), first_span=a_span,
+                             last_span=b_span)  # fmt: skip
+
+    def reference(self, meta, token):
+        text = str(token)[1:-1] if token.type == "STRING" else str(token)
+        if '"' in text:  # a triple-quoted string
+            raise BpmSyntaxError("a reference is a name or a one-line string", _tok_span(token),
+                                 note="like TSS or \"5' splice site\"")  # fmt: skip
+        return text
+
+    def signed_int(self, meta, *tokens):
+        sign = -1 if len(tokens) == 2 and str(tokens[0]) == "-" else 1
+        return sign * _int(tokens[-1]), self.s(meta)
 
     def named_alphabet(self, meta, token):
         return str(token), False
@@ -332,7 +350,14 @@ def _unparse_statement(st: ast.Statement) -> str:
     match st:
         case ast.SequenceDecl():
             alphabet = f'"{st.alphabet}"' if st.custom else st.alphabet
-            return f"sequence {st.name.name}: {alphabet}[{st.length}]"
+            out = f"sequence {st.name.name}: {alphabet}[{st.length}]"
+            if st.numbering is not None:
+                n = st.numbering
+                out += f" positions {n.first} to {n.last}"
+                if n.reference is not None:
+                    plain = n.reference.isidentifier() and n.reference.isascii()
+                    out += " relative to " + (n.reference if plain else f'"{n.reference}"')
+            return out
         case ast.TemperatureDecl():
             return f"temperature {source_number(st.value)} {st.unit}"
         case ast.EnergyDecl():

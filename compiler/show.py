@@ -55,7 +55,9 @@ def _sequence(model: ir.Model) -> list[str]:
     s = model.sequence
     if s is None:
         return ["sequence: none"]
-    return [f"sequence {s.name}: {s.alphabet.name} '{s.alphabet.letters}', length {s.length}"]
+    numbered = f", {s.numbering.text()}" if s.numbering is not None else ""
+    return [f"sequence {s.name}: {s.alphabet.name} '{s.alphabet.letters}', length {s.length}"
+            + numbered]  # fmt: skip
 
 
 def _states(model: ir.Model, counts: dict[str, int] | None) -> list[str]:
@@ -103,7 +105,7 @@ def _energies(model: ir.Model) -> list[str]:
             if e.revcomp:
                 where = f"revcomp({where})"
             lines.append(
-                f"  {e.name}: {e.kind}({where}), width {e.width}, "
+                f"  {e.name}: {e.kind}({where}), width {e.width}{ir.site_numbers(model, e)}, "
                 f"{site_values(e, letters)} values, learned"
             )
         elif e.fixed:

@@ -256,6 +256,26 @@ def site_energies(module) -> dict[str, dict]:
     return dict(getattr(module, "site_energies", {}) or {})
 
 
+def numbering(module):
+    """How a person numbers the module's letters (its ``numbering``, docs/module.md) as a
+    :class:`bpm.compiler.ir.Numbering`, or None: a model file without ``positions``, or a
+    module made before they existed. Figures and tables then show 0-based indices."""
+    from bpm.compiler.ir import Numbering
+
+    found = getattr(module, "numbering", None)
+    if not found:
+        return None
+    try:
+        numbers = Numbering(int(found["first"]), int(found["last"]), found.get("reference"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise BpmError(f"{type(module).__name__}.numbering is not a numbering: {error}") from None
+    length = getattr(module, "sequence_length", None)
+    if length is not None and numbers.width != length:
+        raise BpmError(f"{type(module).__name__}.numbering ({numbers.text()}) does not number "
+                       f"its {length} letters")  # fmt: skip
+    return numbers
+
+
 def energy_names(module) -> set[str]:
     """Names of the module's energies (site energies and scalar energies), in kT."""
     return set(getattr(module, "energy_names", ()) or ()) | set(site_energies(module))

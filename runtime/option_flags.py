@@ -1,4 +1,4 @@
-"""The fit options as command-line flags, shared by ``bpm fit`` and
+"""The fit options as command-line flags, shared by ``bpm fit``, ``bpm compare`` and
 ``bpm.runtime.distributed``: every flag defaults to None (not given), so
 :class:`~bpm.runtime.options.FitOptions`' defaults stay the only ones.
 """
@@ -11,12 +11,17 @@ from .option_values import parse_gates, parse_init
 from .options import KINDS, LINKS, NOISES, PAIRS, STOPS, FitOptions
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The fit options as command-line flags (``bpm fit`` and ``bpm.runtime.distributed``).
+def add_arguments(parser: argparse.ArgumentParser, leave_out=()) -> None:
+    """The fit options as command-line flags (``bpm fit``, ``bpm compare`` and
+    ``bpm.runtime.distributed``), less the flags named in ``leave_out``.
 
     Every flag defaults to None (not given), so the record's defaults stay the only ones.
     """
-    add = parser.add_argument
+
+    def add(flag, **kwargs):
+        if flag not in leave_out:
+            parser.add_argument(flag, **kwargs)
+
     add("--seed", type=int, help="the fit's seed (default 0)")
     add("--device", help="cpu (default) or cuda")
     add("--threads", type=int, help="CPU threads per process (default 1)")

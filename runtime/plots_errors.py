@@ -14,6 +14,7 @@ import numpy as np
 
 from . import contract
 from .plots_measured import save_figure
+from .positions import set_ticks
 from .site_tables import ReportTables
 from .tables import matrix_frame
 
@@ -32,9 +33,9 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
     paths = []
     for name, found in tables.errors.items():
         frame = matrix_frame(tables.terms[name])
-        fig, _ = error_heatmaps(
-            plt, -frame * kT, found.matrix * kT, f"{name}: {tables.gauge_words(name, kT)}", status
-        )
+        fig, _ = error_heatmaps(plt, -frame * kT, found.matrix * kT,
+                                f"{name}: {tables.gauge_words(name, kT)}", status,
+                                tables.numbering)  # fmt: skip
         paths.append(save_figure(fig, (), directory / f"errors_{name}.png"))
     scalars = plot_scalars(result, tables, plt)
     if scalars is not None:
@@ -42,11 +43,12 @@ def plot_errors(result, tables: ReportTables, directory: Path, plt) -> list[Path
     return paths
 
 
-def error_heatmaps(plt, values, se: np.ndarray, title: str, status: str = "ok"):
+def error_heatmaps(plt, values, se: np.ndarray, title: str, status: str = "ok", numbering=None):
     """Two heatmaps over positions (columns) and letters (rows): ``values`` (a frame,
-    rows: positions, columns: letters; ``-ΔG`` kcal/mol, a scale symmetric about zero,
-    blue up) above, the standard errors ``se`` (same shape) below, cells without one
-    grey. Returns the figure and its two axes."""
+    rows: 0-based positions, columns: letters; ``-ΔG`` kcal/mol, a scale symmetric about
+    zero, blue up) above, the standard errors ``se`` (same shape) below, cells without one
+    grey; positions labelled as ``numbering`` numbers them. Returns the figure and its
+    two axes."""
     from matplotlib.colors import ListedColormap
 
     positions = np.asarray(values.index)
@@ -75,9 +77,7 @@ def error_heatmaps(plt, values, se: np.ndarray, title: str, status: str = "ok"):
         ax.set_yticks(range(size), letters, fontsize=7 if size > 4 else 9)
         ax.invert_yaxis()
         ax.set_ylabel("letter")
-    step = 5 if width > 20 else 1
-    bottom.set_xticks([p for p in positions if p % step == 0])
-    bottom.set_xlabel("position in sequence (0-based)")
+    set_ticks(bottom, positions, numbering)
     top.set_title(f"{title}\n−ΔG as in the logo: blue (positive) binds more strongly", fontsize=9)
     if status == "ok":
         words = "± 1 standard error; grey: not identified or not at an optimum"

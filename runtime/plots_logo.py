@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .plots_measured import save_figure
+from .positions import set_ticks
 from .site_tables import ReportTables
 from .tables import matrix_frame
 
@@ -147,10 +148,7 @@ def plot_logos(result, tables: ReportTables, directory: Path, plt) -> list[Path]
         draw_logo(ax, -frame * kT, letter_colors(terms.letters))
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_ylabel("−ΔG (kcal/mol)")
-        ax.set_xlabel("position in sequence (0-based)")
-        step = 5 if width > 20 else 1
-        ticks = [p for p in frame.index if p % step == 0]
-        ax.set_xticks(ticks)
+        set_ticks(ax, frame.index, tables.numbering)
         strand = "bottom-strand site, read on the top strand; " if terms.revcomp else ""
         words = f"{name}: {tables.gauge_words(name, kT)}\n{strand}letters up bind more strongly"
         ax.set_title(words, fontsize=9, pad=16 if protein else 6)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .plots_measured import save_figure
+from .positions import axis_label, label, ticks
 from .site_tables import ReportTables
 
 
@@ -22,9 +23,9 @@ def plot_pairs(result, tables: ReportTables, directory: Path, plt) -> list[Path]
         if terms.pairs is None:
             continue
         if terms.kind == "neighbor":
-            fig, ax, mesh = _neighbor(terms, kT, plt)
+            fig, ax, mesh = _neighbor(terms, kT, plt, tables.numbering)
         else:
-            fig, ax, mesh = _pairwise(terms, kT, plt)
+            fig, ax, mesh = _pairwise(terms, kT, plt, tables.numbering)
         fig.colorbar(mesh, ax=ax, label="pair energy (kcal/mol)")
         strand = "\nbottom-strand site, read on the top strand" if terms.revcomp else ""
         ax.set_title(f"{name} pair terms: {tables.gauge_words(name, kT)}{strand}", fontsize=9)
@@ -39,7 +40,7 @@ def _limits(values: np.ndarray) -> dict:
     return {"cmap": "RdBu_r", "vmin": -top, "vmax": top}
 
 
-def _neighbor(terms, kT: float, plt):
+def _neighbor(terms, kT: float, plt, numbering=None):
     """Rows: the letter pair (letter at p, letter at p+1); columns: the pair of positions."""
     width, size = terms.matrix.shape
     k = np.arange(width - 1)
@@ -49,19 +50,17 @@ def _neighbor(terms, kT: float, plt):
     letters = terms.letters
     ax.set_yticks(np.arange(size * size) + 0.5, [a + b for a in letters for b in letters])
     ax.invert_yaxis()
-    step = 5 if width > 25 else 1
-    shown = [p for p in k if (terms.start + p) % step == 0]
-    ax.set_xticks(
-        np.array(shown) + 0.5, [f"{terms.start + p}-{terms.start + p + 1}" for p in shown]
-    )
+    shown, _ = ticks(terms.start + k, numbering, 5 if width > 25 else 1)
+    pairs = [f"{label(numbering, p)}/{label(numbering, p + 1)}" for p in shown]
+    ax.set_xticks(np.array(shown) - terms.start + 0.5, pairs)
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_xlabel("adjacent positions (0-based, full sequence)")
+    ax.set_xlabel(axis_label(numbering, "adjacent positions"))
     ax.set_ylabel("letters at (p, p+1)")
     return fig, ax, mesh
 
 
-def _pairwise(terms, kT: float, plt):
+def _pairwise(terms, kT: float, plt, numbering=None):
     """A block matrix: block (i, j) holds the letters at i (rows) against those at j
     (columns), filled above the diagonal (i < j)."""
     width, size = terms.matrix.shape
@@ -72,17 +71,17 @@ def _pairwise(terms, kT: float, plt):
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     mesh = ax.pcolormesh(np.ma.masked_invalid(values), **_limits(values))
     ax.invert_yaxis()
-    step = 5 if width > 25 else 1
-    shown = [p for p in range(width) if (terms.start + p) % step == 0]
-    centers = np.array(shown) * size + size / 2
-    labels = [str(terms.start + p) for p in shown]
+    shown, labels = ticks(range(terms.start, terms.start + width), numbering,
+                          5 if width > 25 else 1)  # fmt: skip
+    centers = (np.array(shown, dtype=float) - terms.start) * size + size / 2
     ax.set_xticks(centers, labels)
     ax.set_yticks(centers, labels)
     for edge in range(1, width):
         ax.axhline(edge * size, color="0.85", lw=0.4)
         ax.axvline(edge * size, color="0.85", lw=0.4)
     ax.tick_params(labelsize=7)
-    ax.set_xlabel(f"position j (letters {terms.letters} within each block)")
-    ax.set_ylabel(f"position i (letters {terms.letters} within each block)")
+    within = f"(letters {terms.letters} within each block)"
+    ax.set_xlabel(f"{axis_label(numbering, 'position j')} {within}")
+    ax.set_ylabel(f"{axis_label(numbering, 'position i')} {within}")
     ax.set_aspect("equal")
     return fig, ax, mesh

@@ -20,6 +20,7 @@ from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstra
 from .fit_directory import replacing
 from .fit_source import RECORD_KEY, source_record
 from .measurement_kinds import kind_of
+from .positions import numbered
 from .progress import phase
 from .report_html import write_html
 from .site_tables import ReportTables, report_tables
@@ -66,6 +67,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "metrics": {split: result.metrics[split] for split in SPLITS},
         "gauge": tables.gauge,
         "params": scalar_params(module, tables.gauge, tables.wild_type),
+        **numbering_summary(tables),
         "sites": sites_summary(tables, contract.kT_kcal_per_mol(module)),
         **wild_type_summary(result, tables),
         "measurement_kind": kind_of(result.measurement),
@@ -97,15 +99,30 @@ def identifiability_summary(result) -> dict:
     return {"identifiability": found} if found else {}
 
 
+def numbering_summary(tables: ReportTables) -> dict:
+    """``{"numbering": {"first", "last", "reference"}}``: how the model file numbers the
+    positions (``positions -75 to -1 relative to TSS``), or empty when it does not."""
+    n = tables.numbering
+    return {} if n is None else {"numbering": {"first": n.first, "last": n.last,
+                                               "reference": n.reference}}  # fmt: skip
+
+
 def sites_summary(tables: ReportTables, kT: float) -> dict:
-    """Each site energy: kind, positions, the strand the model reads it on, its offset in
-    the report's gauge and, when the wild type is known, the wild type's energy."""
+    """Each site energy: kind, positions (0-based ``start``, ``stop``; with a numbering
+    also its first and last letters' numbers), the strand the model reads it on, its
+    offset in the report's gauge and, when the wild type is known, the wild type's energy."""
     out = {}
     for name, terms in tables.terms.items():
+        stop = terms.start + len(terms.matrix)
+        numbers = {}
+        if tables.numbering is not None:
+            numbers = {"numbered_first": tables.numbering.number(terms.start),
+                       "numbered_last": tables.numbering.number(stop - 1)}  # fmt: skip
         entry = {
             "kind": terms.kind,
             "start": terms.start,
-            "stop": terms.start + len(terms.matrix),
+            "stop": stop,
+            **numbers,
             "strand": "bottom" if terms.revcomp else "top",
             "offset": terms.offset,
             "offset_kcal_per_mol": terms.offset * kT,
@@ -217,7 +234,8 @@ def write_files(
     (directory / "summary.json").write_text(summary_text(info))
     write_tables(tables, directory / "params", info["kT_kcal_per_mol"])
     for stem, frame, index in bootstrap_frames(result, tables):
-        _write_both(frame, directory / "params" / stem, info["kT_kcal_per_mol"], index=index)
+        _write_both(frame, directory / "params" / stem, info["kT_kcal_per_mol"], index=index,
+                    numbering=tables.numbering)  # fmt: skip
     (directory / "model.py").write_text(result.source)
     record = source_record(result)  # what load_fit rebuilds the module from (no code run)
     if record is not None:
@@ -251,23 +269,26 @@ FLOAT_FORMAT = "%.9g"
 
 def write_tables(tables: ReportTables, params: Path, kT: float) -> None:
     """params/: for each site ``G``, ``G.csv`` (kcal/mol) and ``G_kT.csv``: rows
-    ``position`` in the full sequence, one column per top-strand letter; with pair terms
-    ``G_pairs.csv`` / ``G_pairs_kT.csv`` in long format (``position_i, position_j,
-    letter_i, letter_j, energy``); with standard errors ``G_se*.csv`` / ``G_pairs_se*.csv``
-    alike; and ``sites.csv``, one row per site with its offset in the same gauge."""
+    ``position`` in the full sequence (0-based), one column per top-strand letter; with
+    pair terms ``G_pairs.csv`` / ``G_pairs_kT.csv`` in long format (``position_i,
+    position_j, letter_i, letter_j, energy``); with standard errors ``G_se*.csv`` /
+    ``G_pairs_se*.csv`` alike; and ``sites.csv``, one row per site with its offset in the
+    same gauge. A model file that numbers its positions adds ``numbered_position``
+    (``numbered_position_i``, ``_j``) as the last columns (:mod:`bpm.runtime.positions`)."""
     rows = []
+    n = tables.numbering
     for name, terms in tables.terms.items():
         frame = matrix_frame(terms)
-        _write_both(frame, params / name, kT)
+        _write_both(frame, params / name, kT, numbering=n)
         if terms.pairs is not None:
-            _write_both(pairs_frame(terms), params / f"{name}_pairs", kT, index=False)
+            _write_both(pairs_frame(terms), params / f"{name}_pairs", kT, index=False, numbering=n)
         found = tables.errors.get(name)
         if found is not None:
             errors = pd.DataFrame(found.matrix, index=frame.index, columns=frame.columns)
-            _write_both(errors, params / f"{name}_se", kT)
+            _write_both(errors, params / f"{name}_se", kT, numbering=n)
             if found.pairs is not None:
                 long = pairs_frame(terms, values=found.pairs)
-                _write_both(long, params / f"{name}_pairs_se", kT, index=False)
+                _write_both(long, params / f"{name}_pairs_se", kT, index=False, numbering=n)
         rows.append(
             {
                 "energy": name,
@@ -281,20 +302,25 @@ def write_tables(tables: ReportTables, params: Path, kT: float) -> None:
                 "wild_type_energy_kT": tables.wild_type_energies.get(name, np.nan),
             }
         )
+        if n is not None:  # the site's first and last letters as the model file numbers them
+            last = terms.start + len(terms.matrix) - 1
+            rows[-1].update(numbered_first=n.number(terms.start), numbered_last=n.number(last))
     if rows:
         pd.DataFrame(rows).to_csv(params / "sites.csv", index=False, float_format=FLOAT_FORMAT)
 
 
-def _write_both(frame: pd.DataFrame, stem: Path, kT: float, index: bool = True) -> None:
+def _write_both(
+    frame: pd.DataFrame, stem: Path, kT: float, index: bool = True, numbering=None
+) -> None:
     """``stem.csv`` in kcal/mol and ``stem_kT.csv`` in kT (the ``energy`` column of a long
-    table, every column of a wide one)."""
+    table, every column of a wide one), with ``numbering``'s position columns appended."""
     scaled = frame.copy()
     if "energy" in scaled.columns:
         scaled["energy"] = scaled["energy"] * kT
     else:
         scaled = scaled * kT
-    scaled.to_csv(f"{stem}.csv", index=index, float_format=FLOAT_FORMAT)
-    frame.to_csv(f"{stem}_kT.csv", index=index, float_format=FLOAT_FORMAT)
+    numbered(scaled, numbering).to_csv(f"{stem}.csv", index=index, float_format=FLOAT_FORMAT)
+    numbered(frame, numbering).to_csv(f"{stem}_kT.csv", index=index, float_format=FLOAT_FORMAT)
 
 
 def summary_text(info: dict) -> str:

@@ -17,6 +17,7 @@ from bpm.compiler import __version__
 from bpm.compiler.errors import BpmError
 
 from .option_flags import command_flags
+from .positions import site_positions
 from .report_page import (
     Figures,
     Section,
@@ -315,9 +316,10 @@ def parameters_part(directory: Path, info: dict, figures) -> str:
 
 
 def sites(info: dict) -> str:
-    """The site energies' positions, strands, offsets and wild-type energies."""
+    """The site energies' positions (as the model file numbers them, and as 0-based
+    slices), strands, offsets and wild-type energies."""
     found = info.get("sites") or {}
-    rows = [[name, s.get("kind"), f"{s.get('start')}:{s.get('stop')}", s.get("strand"),
+    rows = [[name, s.get("kind"), site_positions(s, info.get("numbering")), s.get("strand"),
              s.get("offset"), s.get("offset_kcal_per_mol"), s.get("wild_type_energy")]
             for name, s in found.items()]  # fmt: skip
     if not rows:

@@ -20,6 +20,7 @@ import numpy as np
 from torch import nn
 
 from bpm.compiler.errors import BpmError
+from bpm.compiler.ir import Numbering
 
 from . import contract
 from .tables import (
@@ -37,7 +38,8 @@ class ReportTables:
     """Every site table of one report: ``gauge`` (a name of :data:`~bpm.runtime.tables.GAUGES`),
     ``wild_type`` (letter codes ``[L]``, or None when unknown) and where it came from
     (``"given"`` or ``"library consensus"``), ``terms`` and ``errors`` by site name (errors
-    only with an uncertainty analysis), and the wild type's energy of each site (kT)."""
+    only with an uncertainty analysis), the wild type's energy of each site (kT), and how a
+    person numbers the positions (:func:`bpm.runtime.contract.numbering`, or None)."""
 
     gauge: str
     wild_type: np.ndarray | None
@@ -45,6 +47,7 @@ class ReportTables:
     terms: dict[str, SiteTerms]
     errors: dict[str, SiteErrors]
     wild_type_energies: dict[str, float]
+    numbering: Numbering | None = None
 
     def gauge_words(self, name: str, kT: float) -> str:
         """The gauge and site ``name``'s offset in it, as figure titles say them."""
@@ -76,7 +79,7 @@ def report_tables(result, gauge: str = "zero-mean", wild_type: str | None = None
         energies = {name: float(t.energy(wt[None, :])[0]) for name, t in terms.items()}
     source = None if wt is None else ("given" if wild_type is not None else "library consensus")
     errors = site_errors(module, result.uncertainty, gauge, wt)
-    return ReportTables(gauge, wt, source, terms, errors, energies)
+    return ReportTables(gauge, wt, source, terms, errors, energies, contract.numbering(module))
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,10 @@ def test_bootstrap_errors_are_the_spread_of_the_refits_in_the_report_gauge(small
     # independently: the refits' matrices in the zero-mean gauge, their sd and percentiles
     stack = np.stack([r["G_C"] - r["G_C"].mean(1, keepdims=True) for r in found.replicates])
     se = pd.read_csv(out / "params" / "G_C_bootstrap_se_kT.csv", index_col="position")
-    assert np.allclose(se.to_numpy(), stack.std(0, ddof=1), atol=1e-6)
+    assert np.allclose(se[list("ACGT")], stack.std(0, ddof=1), atol=1e-6)
+    assert list(se["numbered_position"]) == [p - 75 for p in se.index]  # relative to the TSS
     low = pd.read_csv(out / "params" / "G_C_bootstrap_low_kT.csv", index_col="position")
-    assert np.allclose(low.to_numpy(), np.percentile(stack, 2.5, axis=0), atol=1e-6)
+    assert np.allclose(low[list("ACGT")], np.percentile(stack, 2.5, axis=0), atol=1e-6)
     g_i = np.array([float(r["G_I"]) for r in found.replicates])
     entry = info["params"]["G_I"]
     assert entry["se"] == pytest.approx(g_i.std(ddof=1), rel=1e-9)

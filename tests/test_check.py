@@ -139,3 +139,36 @@ def test_custom_alphabet_and_no_sequence_models():
     assert model.energy("G").kind == "neighbor"
     pure = to_ir((HERE.parent / "models" / "michaelis_menten.bpm").read_text())
     assert pure.sequence is None and pure.kind == "kinetic"
+
+
+def test_positions_number_the_letters_without_a_zero():
+    model = to_ir((HERE.parent / "models" / "lac.bpm").read_text())
+    numbering = model.sequence.numbering
+    assert (numbering.first, numbering.last, numbering.reference) == (-75, -1, "TSS")
+    assert [numbering.number(i) for i in (0, 1, 74)] == [-75, -74, -1]  # x[1:27] is -74..-49
+    splice = to_ir((HERE.parent / "models" / "mpsa.bpm").read_text()).sequence.numbering
+    assert [splice.label(i) for i in range(9)] == "-3 -2 -1 +1 +2 +3 +4 +5 +6".split()
+    assert all(splice.index(splice.number(i)) == i for i in range(9))
+    residues = to_ir((HERE.parent / "models" / "gb1.bpm").read_text()).sequence.numbering
+    assert residues.reference is None and residues.label(0) == "2" and residues.number(54) == 56
+    plain = to_ir("model m sequence x: dna[4]\nenergy G = matrix(x[0:4])\n"
+                  "thermodynamic { e : 0  b : G }\noutput t = P(b)")  # fmt: skip
+    assert plain.sequence.numbering is None
+    # the IR refuses what the checker refuses, whoever builds it
+    for first, last in ((0, 3), (3, 1)):
+        with pytest.raises(ValueError):
+            ir.Numbering(first, last)
+    with pytest.raises(ValueError, match="numbers 3 letters, not 4"):
+        ir.SequenceDecl("x", ir.DNA, 4, ir.Numbering(-1, 2), span=plain.sequence.span)
+
+
+def test_a_file_without_positions_keeps_its_hash():
+    # numbering is left out of the IR dump when absent, so a model file without it has
+    # the hash it had before positions existed, and fits saved then still load
+    from bpm.compiler.codegen_header import model_hash
+
+    text = (HERE.parent / "models" / "lac.bpm").read_text()
+    bare = text.replace(" positions -75 to -1 relative to TSS", "")
+    assert "numbering" not in ir.dump(to_ir(bare)) and "numbering" in ir.dump(to_ir(text))
+    before = "9caec48e71fc4433f643c92801e3722893a04d49d551a9f9d8c44a2f9cb50caf"  # lac, no positions
+    assert model_hash(to_ir(bare)) == before != model_hash(to_ir(text))

@@ -319,6 +319,9 @@ def test_class_attributes(small):
     }
     assert abs(small.kT_kcal_per_mol - 0.616) < 1e-3
     assert "w(s3) = exp(-G_A - G_P - 2*G_I)" in sys.modules[small.__module__].__doc__
+    assert small.numbering is None  # no positions clause
+    lac = load(MODELS / "lac.bpm")
+    assert lac.numbering == {"first": -75, "last": -1, "reference": "TSS"}
 
 
 def test_shapes(small):

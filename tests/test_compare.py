@@ -190,8 +190,10 @@ def test_compare_refuses_what_it_cannot_compare(lac_table):
         compare([LAC, LAC], lac_table, QUICK)
     with pytest.raises(BpmError, match="no model named"):
         compare([LAC, NO_I], lac_table, QUICK, nested=[("lac", "missing")])
-    with pytest.raises(BpmError, match="one full-batch fit"):
-        compare([LAC, NO_I], lac_table, {**QUICK, "starts": 2})
+    with pytest.raises(BpmError, match="in memory, to score each on the same test reads"):
+        compare([LAC, NO_I], lac_table, {**QUICK, "mode": "stream"})
+    with pytest.raises(BpmError, match=r"fix names \['G_X'\], parameters of none of the models"):
+        compare([LAC, NO_I], lac_table, {**QUICK, "fix": ("G_I", "G_X")})
     with pytest.raises(BpmError, match="must learn fewer"):  # refused before any fit
         compare([LAC, NO_I], lac_table, QUICK, nested=[("lac", "lac_no_interaction")])
     with pytest.raises(BpmError, match="SMALL:LARGE"):
@@ -227,3 +229,73 @@ def test_compare_ranks_lac_above_lac_without_interaction_on_the_shipped_data(tmp
     assert "lac_no_interaction in lac: 2ΔNLL" in table and "± " in table
     assert (tmp_path / "lac" / "report.html").is_file()
     assert (tmp_path / "lac_no_interaction" / "plots").is_dir()
+
+
+# ---------------------------------------------------------------- bpm fit's options
+
+
+def test_compare_takes_every_fit_flag_but_streaming():
+    """One definition of the fit flags (option_flags.add_arguments and the fit directory's
+    flags) serves both commands: compare has each of fit's but the in-memory-only ones."""
+    from bpm.cli.compare_command import IN_MEMORY_ONLY
+    from bpm.cli.main import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    flags = {name: {s for a in commands[name]._actions for s in a.option_strings}
+             for name in ("fit", "compare")}  # fmt: skip
+    assert flags["fit"] - flags["compare"] == set(IN_MEMORY_ONLY)
+    assert flags["compare"] - flags["fit"] == {"--nested"}
+    wanted = {"--lr", "--starts", "--link", "--gates", "--measurement", "--threads",
+              "--bootstrap", "--identifiability", "--uncertainty", "--gauge"}  # fmt: skip
+    assert wanted <= flags["compare"]
+
+
+def test_fit_flags_reach_each_models_fit(lac_table, tmp_path):
+    data = tmp_path / "reads.csv"
+    lac_table.to_csv(data, index=False)
+    out = tmp_path / "cmp"
+    argv = ["compare", LAC, NO_I, str(data), "-o", str(out), "--no-plots", "--quiet",
+            "--steps", "40", "--polish", "30", "--lr", "0.05", "--hidden", "3",
+            "--fix", "G_I", "--init", "G_I=-1kcal/mol", "--gauge", "wild-type"]  # fmt: skip
+    assert main(argv) == 0
+    lac, no_i = (json.loads((out / m / "summary.json").read_text())
+                 for m in ("lac", "lac_no_interaction"))  # fmt: skip
+    for info in (lac, no_i):
+        assert (info["options"]["lr"], info["options"]["hidden"]) == (0.05, 3)
+        assert info["measurement"]["hidden"] == 3 and info["gauge"] == "wild-type"
+    # --init and --fix apply where the model has the name, in its kT
+    kT = lac["kT_kcal_per_mol"]
+    assert lac["options"]["fix"] == ["G_I"] and no_i["options"]["fix"] == []
+    assert lac["params"]["G_I"] == pytest.approx(-1.0 / kT, rel=1e-6)
+    assert no_i["options"]["init"] == {}
+    # with G_I held, lac learns what lac_no_interaction learns: counted so, and not nested
+    found = json.loads((out / "comparison.json").read_text())
+    counts = {m["model"]: m["learned_numbers"] for m in found["models"]}
+    assert counts["lac"] == counts["lac_no_interaction"] and found["nested"] == []
+
+
+def test_several_starts_fit_each_model_on_the_one_split(lac_table, tmp_path):
+    # through fit()'s front door (as a bootstrap or profiles would be), one model after
+    # the other, on the split drawn here
+    options = {**QUICK, "steps": 20, "polish": 10, "starts": 2}
+    found = compare([LAC, NO_I], lac_table, options, output=tmp_path, plots=False)
+    sizes = tuple(found["sizes"][s] for s in ("training", "validation", "test"))
+    for name in ("lac", "lac_no_interaction"):
+        info = json.loads((tmp_path / name / "summary.json").read_text())
+        assert (info["n_train"], info["n_val"], info["n_test"]) == sizes
+        assert info["options"]["starts"] == 2 and info["optima"]  # multistart's record
+    (test,) = found["nested"]
+    assert test["df"] == 1
+
+
+def test_init_in_kcal_per_mol_must_mean_one_thing_in_every_model():
+    from bpm.cli.fit_checks import resolve_init_all
+    from bpm.compiler.pipeline import to_ir
+
+    text = Path(LAC).read_text()
+    cold = to_ir(text.replace("sequence x:", "temperature 20 C\nsequence x:", 1))
+    warm = to_ir(text)
+    assert resolve_init_all(["G_I=-3"], [cold, warm]) == ["G_I=-3.0"]  # kT: the same
+    assert resolve_init_all(["t_sat=2"], [cold, to_ir(Path(NO_I).read_text())]) == ["t_sat=2.0"]
+    with pytest.raises(BpmError, match="temperatures differ"):
+        resolve_init_all(["G_I=-1kcal/mol"], [cold, warm])

@@ -109,9 +109,13 @@ def test_outputs_exist_and_parse(fitted, tmp_path):
     assert info["measurement_floor"] > 0
     assert info["n_train"] + info["n_val"] + info["n_test"] == 5000
     crp = pd.read_csv(out / "params" / "G_C.csv", index_col=0)
-    assert list(crp.columns) == list("ACGT") and list(crp.index) == list(range(1, 27))
+    # the letters, then lac's numbering of each position (x[1] is -74 relative to the TSS)
+    assert list(crp.columns) == [*"ACGT", "numbered_position"]
+    assert list(crp.index) == list(range(1, 27))
+    assert list(crp["numbered_position"]) == list(range(-74, -48))
+    crp = crp[list("ACGT")]
     assert np.allclose(crp.mean(axis=1), 0, atol=1e-5)
-    crp_kT = pd.read_csv(out / "params" / "G_C_kT.csv", index_col=0)
+    crp_kT = pd.read_csv(out / "params" / "G_C_kT.csv", index_col=0)[list("ACGT")]
     assert np.allclose(crp, crp_kT * info["kT_kcal_per_mol"], atol=1e-5)
     for name in ("logo_G_C", "logo_G_R", "history", "measurement", "test_t_by_bin"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 1000
@@ -314,8 +318,10 @@ def test_uncertainty_is_reported(fitted, tmp_path):
     assert info["unidentified"] == found.unidentified
     for name in ("G_C", "G_R"):
         table = pd.read_csv(tmp_path / "params" / f"{name}_se.csv", index_col="position")
-        assert list(table.columns) == list("ACGT")
+        assert list(table.columns) == [*"ACGT", "numbered_position"]  # lac numbers its bases
+        table = table[list("ACGT")]
         kT = pd.read_csv(tmp_path / "params" / f"{name}_se_kT.csv", index_col="position")
+        kT = kT[list("ACGT")]
         values = table.to_numpy()
         assert np.allclose(
             values, kT.to_numpy() * info["kT_kcal_per_mol"], atol=1e-5, equal_nan=True

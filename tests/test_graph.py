@@ -122,6 +122,13 @@ def test_environment_variable_picks_the_engine(open_complex, tmp_path, monkeypat
         graph.draw(open_complex, tmp_path / "scheme.svg")
 
 
+def test_matplotlib_svgs_are_the_same_bytes_every_time(open_complex, tmp_path):
+    # clip-path ids are salted with the model's name, so report.html is reproducible too
+    first = graph.draw(open_complex, tmp_path / "a.svg", engine="matplotlib").read_bytes()
+    again = graph.draw(open_complex, tmp_path / "b.svg", engine="matplotlib").read_bytes()
+    assert b"clip-path" in first and first == again
+
+
 def test_fallback_draws_parallel_transitions_and_many_trees(tmp_path):
     model = kinetic_model(
         "k4", [(f"s{u}", f"s{v}", f"k{u}{v}") for u in range(4) for v in range(4) if u != v]

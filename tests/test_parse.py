@@ -93,3 +93,22 @@ def test_syntax_error_position():
         parse("model m\nparam k >\n", "f.bpm")
     assert info.value.span.line == 2
     assert info.value.render().startswith("f.bpm:2:")
+
+
+@pytest.mark.parametrize(
+    "clause, first, last, reference",
+    [
+        ("positions -75 to -1 relative to TSS", -75, -1, "TSS"),
+        ('positions -3 to +6 relative to "5\' splice site"', -3, 6, "5' splice site"),
+        ("positions 2 to 10", 2, 10, None),
+        ("positions -4 to 5 relative to to", -4, 5, "to"),  # 'to' is a keyword only there
+    ],
+)
+def test_positions_clause_parses_and_round_trips(clause, first, last, reference):
+    text = f"model m\nsequence x: dna[9] {clause}\nenergy G = matrix(x[0:9])\n"
+    tree = parse(text + "thermodynamic { to : 0  positions : G }\noutput t = P(to)")
+    (seq, *_) = tree.statements
+    n = seq.numbering
+    assert (n.first, n.last, n.reference) == (first, last, reference)
+    assert text[n.first_span.start : n.first_span.end].lstrip("+") == str(first)
+    assert parse(unparse(tree)) == tree

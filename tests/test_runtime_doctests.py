@@ -11,7 +11,9 @@ MODULES = [
     "bpm.runtime.fit_directory",
     "bpm.runtime.table_output",
     "bpm.runtime.report",
+    "bpm.runtime.compare",
     "bpm.runtime.compare_stats",
+    "bpm.runtime.positions",
     "bpm.cli.compare_command",
 ]
 

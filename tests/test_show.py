@@ -18,7 +18,8 @@ def describe(name: str) -> str:
 
 def test_lac_summary():
     text = describe("lac")
-    assert "  G_C: matrix(x[1:27]), width 26, 105 values, learned\n" in text
+    assert "  G_C: matrix(x[1:27]), width 26, positions -74 to -49, 105 values, learned\n" in text
+    assert "sequence x: dna 'ACGT', length 75, positions -75 to -1 relative to TSS\n" in text
     assert "  crp_rnap  G = G_C + G_I + G_R\n" in text
     assert "  G_R: [41, 4] learned\n" in text
     assert "learnable values: 272\n" in text  # 26*4+1 + 41*4+1 + G_I + t_sat

@@ -41,6 +41,7 @@ class simple_repression(torch.nn.Module):
     kind = 'thermodynamic'
     alphabet = 'ACGT'
     sequence_length = 75
+    numbering = None
     state_names = ('empty', 'rnap', 'repressor')
     output_names = ('t',)
     energy_names = ('G_P', 'G_R', 'mu_R')
