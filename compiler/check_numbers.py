@@ -66,6 +66,13 @@ def _value(expr: ir.Expr) -> float | None:
 def _binary(op: str, a: float | None, b: float | None, span: Span) -> float | None:
     if op == "/" and b == 0:
         raise ConstantProblem("division by zero (a constant)", span)
+    if op == "/" and b is not None and too_large(1.0 / b):
+        # the closed form multiplies by 1/b, which the module cannot hold
+        raise ConstantProblem(
+            f"division by {b:g} (a constant): its reciprocal is too large for the module "
+            "(float32 holds at most 3.4e38)",
+            span,
+        )
     if a is None or b is None:
         return None
     if op == "^":
