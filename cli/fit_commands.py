@@ -56,7 +56,7 @@ def run_fit(
     figures as PNGs and, when ``figure_formats`` holds ``"pdf"``, PDFs beside them."""
     from bpm.runtime.fit import fit
     from bpm.runtime.options import FitOptions
-    from bpm.runtime.progress import phase
+    from bpm.runtime.progress import phase, timed
     from bpm.runtime.report import summary, summary_text
 
     options = FitOptions.build(options)
@@ -87,7 +87,8 @@ def run_fit(
         else:
             phase(not options.quiet, "uncertainty",
                   "standard errors from the Hessian of the likelihood")  # fmt: skip
-            found = result.analyze_uncertainty()
+            with timed(result.phase_seconds, "uncertainty"):
+                found = result.analyze_uncertainty()
             for message in [*found.unidentified, *found.notes]:
                 print(f"note: {message}", file=sys.stderr)
     if output is None:

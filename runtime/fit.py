@@ -23,6 +23,7 @@ from bpm.compiler import __version__
 from .contract import resolve_model
 from .options import FitOptions
 from .paths import fit_in_process, polish, split_tensors
+from .progress import timed
 from .result import FitResult
 
 __all__ = [
@@ -68,12 +69,14 @@ def fit(model, data, options: FitOptions | dict | None = None, **kwargs) -> FitR
     if options.bootstrap > 0 and result.dataset is not None:
         from .bootstrap import bootstrap
 
-        result.bootstrap = bootstrap(model, result, options)
+        with timed(result.phase_seconds, "bootstrap"):
+            result.bootstrap = bootstrap(model, result, options)
         result.notes = [*result.notes, *result.bootstrap.notes]
     if options.identifiability:
         from .identifiability import attach
 
-        attach(result, options)
+        with timed(result.phase_seconds, "identifiability"):
+            attach(result, options)
     result.provenance = provenance(data, options, path)
     return result
 

@@ -131,6 +131,7 @@ def _result(saved: dict, module, measurement, rebuilt) -> FitResult:
         data_path=str(info.get("data", "")),
         profile=list(info.get("profile", [])),
         provenance={key: info[key] for key in PROVENANCE if key in info},
+        phase_seconds=dict(info.get("phase_seconds", {})),
     )
     # the model source, so that saving this result again records it (source_record), and
     # how it was matched to the fit when the fit recorded none

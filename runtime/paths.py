@@ -27,7 +27,7 @@ from .observations import describe, read_observations
 from .optimizers import AdamOneCycle
 from .options import FitOptions
 from .polish import polish, polish_store, trainable
-from .progress import phase
+from .progress import Stopwatch, phase
 from .result import FitResult
 from .sources import Comm, FullBatch, Minibatches, ShuffledRows, store_chunks, tensor_chunks
 from .start import hold, pin_consensus, start_module
@@ -59,11 +59,13 @@ def fit_in_process(model, data, options: FitOptions, *, path: str, comm: Comm | 
     """The fit in this process: full batch, or minibatches (this process's share of them
     when ``comm`` says it is one of several)."""
     started = time.perf_counter()
+    clock = Stopwatch()
     comm = comm or Comm()
     device = str(options.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BpmError("device 'cuda' requested but torch sees no CUDA device")
     cls, source, model_path = resolve_model(model)
+    clock.lap("compile")
     output = contract.choose_output(cls, options.output)
     if getattr(cls, "alphabet", None) is None:
         raise BpmError(f"model '{cls.name}' has no sequence; there is nothing to fit to reads")
@@ -80,7 +82,8 @@ def fit_in_process(model, data, options: FitOptions, *, path: str, comm: Comm | 
     run = _full_batch if path == "full" else _minibatch
     with deterministic(options.seed, options.threads if device == "cpu" else None):
         module = cls().to(device)
-        fitted = run(module, output, data, data_options, options, comm)
+        clock.lap("setup")
+        fitted = run(module, output, data, data_options, options, comm, clock)
     for note in fitted.get("notes", []):
         notes = [*notes, note]
         if not options.quiet and comm.rank == 0:
@@ -109,11 +112,13 @@ def fit_in_process(model, data, options: FitOptions, *, path: str, comm: Comm | 
         data_path=str(data) if isinstance(data, (str, Path)) else fitted.get("data_path", ""),
         notes=notes,
         dataset=fitted.get("dataset"),
+        phase_seconds=clock.seconds,
     )
 
 
-def _full_batch(module, output, data, data_options, options, comm) -> dict:
+def _full_batch(module, output, data, data_options, options, comm, clock) -> dict:
     dataset = read_observations(data, **data_options)
+    clock.lap("read")
     if not options.quiet and comm.rank == 0:
         print(f"measurement: {describe(dataset.summary)}", file=sys.stderr)
     sizes = dataset.sizes()
@@ -121,10 +126,12 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
     device = options.device
     tensors = {s: split_tensors(dataset, s, device) for s in SPLITS}
     entropies = {s: split_entropy(dataset.kind, tensors[s][1], options.seed) for s in SPLITS}
+    clock.lap("encode")
     train = dataset.subset("training")
     x_train, obs_train = tensors["training"]
     joint, held, hooks = _start(module, output, options, train, x_train, obs_train, dataset.kind)
     batches, adam = _adam_batches(joint, x_train, obs_train, entropies["training"], options)
+    clock.lap("start")
     history: list[dict] = []
     val_chunks = tensor_chunks(*tensors["validation"])
     stages = [
@@ -138,6 +145,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
             history,
         )
     ]
+    clock.lap("adam")
     minibatched = isinstance(batches, ShuffledRows)
     show = not options.quiet and comm.rank == 0
     if options.polish > 0 and (not minibatched or "polish" in options.given):
@@ -155,6 +163,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
                 entropies=(entropies["training"], entropies["validation"]),
             )
         )
+        clock.lap("polish")
     phase(show, "evaluating", "the training, validation and test splits")
     grad = _finish(joint, held, hooks, tensor_chunks(*tensors["training"]))
     metrics = {
@@ -162,6 +171,7 @@ def _full_batch(module, output, data, data_options, options, comm) -> dict:
         | prediction_metrics(joint, *tensors[s], seed=options.seed)
         for s in SPLITS
     }
+    clock.lap("evaluating")
     return {
         "measurement": joint.measurement,
         "metrics": metrics,
@@ -208,7 +218,7 @@ def _adam_batches(joint, x, obs, entropy, options: FitOptions):
     return batches, options.replace(eval_every=every, lr=lr)
 
 
-def _minibatch(module, output, data, data_options, options, comm) -> dict:
+def _minibatch(module, output, data, data_options, options, comm, clock) -> dict:
     from .store import Store, encode_file
 
     if isinstance(data, Store):
@@ -217,6 +227,7 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         store = encode_file(
             data, cache_dir=options.cache_dir, quiet=options.quiet or comm.rank != 0, **data_options
         )
+    clock.lap("encode")
     sizes = store.sizes()
     _need_training_and_validation(sizes)
     device = options.device
@@ -236,6 +247,7 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
     )  # fmt: skip
     totals = torch.tensor(batches.bin_totals, dtype=torch.float32)[None, :]
     joint, held, hooks = _start(module, output, options, sample, batches.sample, totals)
+    clock.lap("start")
     trained = joint
     if comm.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -267,6 +279,7 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
     )
     eval_seconds.extend([0.0] * (len(batches.epoch_rows) - len(eval_seconds)))
     stages = [stage]
+    clock.lap("adam")
     show = not options.quiet and comm.rank == 0
     if options.polish > 0:
         phase(show, "polish", f"float64 L-BFGS over the stored training rows, at most "
@@ -274,9 +287,11 @@ def _minibatch(module, output, data, data_options, options, comm) -> dict:
         started = time.perf_counter()
         stages.append(polish_store(joint, store, comm, options, history, start=stage.iterations))
         polish_seconds = time.perf_counter() - started
+        clock.lap("polish")
     phase(show, "evaluating", "the training, validation and test splits")
     grad = _finish(joint, held, hooks, store_chunks(store, "training", device, comm), comm)
     metrics = {s: evaluate(joint, store_chunks(store, s, device, comm), comm) for s in SPLITS}
+    clock.lap("evaluating")
     summary = dict(store.summary)
     summary["training"] = {
         "mode": "stream",

@@ -63,6 +63,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "notes": list(result.notes),
         "seed": result.seed,
         "wall_seconds": round(result.wall_seconds, 3),
+        **phase_summary(result),
         "kT_kcal_per_mol": contract.kT_kcal_per_mol(module),
         "metrics": {split: result.metrics[split] for split in SPLITS},
         "gauge": tables.gauge,
@@ -90,6 +91,12 @@ def provenance_summary(result) -> dict:
     from bpm.compiler import __version__
 
     return dict(getattr(result, "provenance", None) or {"bpm_version": __version__})
+
+
+def phase_summary(result) -> dict:
+    """``{"phase_seconds": ...}``: how long each phase of the fit took, or empty."""
+    found = getattr(result, "phase_seconds", None)
+    return {"phase_seconds": {k: round(v, 3) for k, v in found.items()}} if found else {}
 
 
 def identifiability_summary(result) -> dict:

@@ -40,7 +40,10 @@ class FitResult:
     :func:`bpm.runtime.fit.fit`; see :func:`bpm.runtime.fit.provenance`): ``options``
     (every option, :meth:`~bpm.runtime.options.FitOptions.record`), ``options_given``,
     ``execution_path``, ``data_sha256``, ``bpm_version``, ``torch_version``,
-    ``python_version``; empty for a result made some other way.
+    ``python_version``; empty for a result made some other way. ``phase_seconds``: wall
+    seconds by phase of the fit, in order (``compile``, ``setup``, ``read``, ``encode``, ``start``,
+    ``adam``, ``polish``, ``evaluating``, then any ``bootstrap``, ``identifiability``,
+    ``uncertainty``); empty where none were taken.
 
     ``module`` and ``measurement`` are put in eval mode, the module's inference mode:
     ``float(result.module(x))`` needs no ``detach()``. Call ``.train()`` on them to train
@@ -70,6 +73,7 @@ class FitResult:
     identifiability: dict | None = field(default=None, repr=False)
     bootstrap: object | None = field(default=None, repr=False)
     provenance: dict = field(default_factory=dict, repr=False)
+    phase_seconds: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.module.eval()
