@@ -242,13 +242,13 @@ def median_times(steps: dict, repeats: int) -> dict[str, float]:
 
 
 def layouts(x):
-    """The codes as the caller gives them, and as a fit lays them out
-    (:func:`bpm.runtime.paths.fit_layout`, when this bpm has one)."""
+    """The codes as ``encode`` gives them (row by row), and as a fit lays them out
+    (:func:`bpm.runtime.sources.column_major`, where this bpm has it)."""
     try:
-        from bpm.runtime.paths import fit_layout
+        from bpm.runtime.sources import column_major
     except ImportError:
         return {"codes": x}
-    return {"codes": x, "fit layout": fit_layout(x)}
+    return {"codes": x, "codes by position (a fit's)": column_major(x)}
 
 
 def module_passes(name: str, rows: int, dtype, repeats: int) -> dict[str, float]:

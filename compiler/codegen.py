@@ -12,11 +12,11 @@ the contract in ``docs/module.md``; the same model always gives the same bytes.
 - :mod:`.codegen_forward`: energies, probabilities and outputs;
 - :mod:`.codegen_kinetic`: transitions, King-Altman trees or state reduction;
 - :mod:`.codegen_verbatim`: pastes the model-independent methods (``encode``,
-  ``_lookup``, ``get_params``, ``set_params``) from :mod:`.module_methods`.
+  ``get_params``, ``set_params``) from :mod:`.module_methods`.
 
 Numerics, all in log space:
 
-- site energies are gathers on integer codes from flattened tables;
+- site energies are gathers on integer codes, one row of codes per position;
 - thermodynamic: ``P = softmax(-G)`` over states, ``G = E @ C^T + c``;
 - kinetic: ``log_rates = F @ R^T + r`` with ``F`` the energies and the logs of the
   parameters; each spanning tree's log-weight is ``log_rates @ M^T`` (``M`` the

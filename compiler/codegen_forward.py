@@ -1,9 +1,10 @@
 """The forward pass of a generated module: energies, probabilities, outputs.
 
-``energy_table(x)`` gathers the site energies from flattened tables and stacks
-every energy; ``probabilities(E)`` is ``softmax(-G)`` (thermodynamic) or the
-kinetic steady state (:mod:`.codegen_kinetic`); ``outputs(E, P)`` prints each
-output's expression with shared subexpressions named (``sympy.cse``).
+``energy_table(x)`` gathers the site energies from their tables along one row of
+codes per position and stacks every energy; ``probabilities(E)`` is ``softmax(-G)``
+(thermodynamic) or the kinetic steady state (:mod:`.codegen_kinetic`);
+``outputs(E, P)`` prints each output's expression with shared subexpressions named
+(``sympy.cse``).
 
 The methods that take sequence codes (``energy_table``, ``energies``, ``P``,
 ``forward``) record gradients in train mode (a new module's) and none in eval mode,
@@ -23,7 +24,6 @@ from .codegen_context import Context
 from .codegen_kinetic import write_kinetic_probabilities, write_log_rates
 from .codegen_layout import natural_code
 from .codegen_printer import ModulePrinter
-from .codegen_verbatim import paste_method
 from .codegen_writer import doc_expr
 from .errors import BpmModelError
 
@@ -40,7 +40,7 @@ def recording(c: Context) -> Iterator[None]:
 
 
 def write_energy_methods(c: Context) -> None:
-    """``energy_table``, ``energies`` and, with site energies, ``_lookup``."""
+    """``energy_table`` and ``energies``."""
     w, m, arg = c.w, c.model, c.arg
     shape = "[N, n_energies]" if c.seq else "[n_energies]"
     w.line(f"def energy_table(self{arg}):")
@@ -65,9 +65,6 @@ def write_energy_methods(c: Context) -> None:
             w.line(f"table = self.energy_table({arg[2:]})")
             w.line("return {name: table[..., k] for k, name in enumerate(self.energy_names)}")
     w.line()
-    if m.site_energies:
-        paste_method(w, "_lookup")
-        w.line()
 
 
 def _energy_table_body(c: Context) -> None:
@@ -75,6 +72,10 @@ def _energy_table_body(c: Context) -> None:
     w = c.w
     if c.seq:
         w.line("n = x.shape[0]")
+    if c.model.site_energies:
+        w.line("# one row of codes per position, sequences along it: [L, N]")
+        w.line("# (no copy for codes laid out so, as a fit lays out its own)")
+        w.line("rows = x.T.contiguous()")
     cols = []
     for e in c.model.energies:
         cols.append(f"e_{e.name}")
@@ -88,23 +89,25 @@ def _energy_table_body(c: Context) -> None:
 
 
 def _site_code(c: Context, e: ir.SiteEnergy) -> None:
+    """A site energy: each table gathered along the rows of its positions' codes
+    (``out[i, n] = table[i, codes[i, n]]``), summed over positions, plus the offset."""
     w = c.w
     A = len(c.seq.alphabet.letters)
     if e.revcomp:
-        w.line(f"codes = self.complement[x[:, {e.start}:{e.stop}]].flip(1)  # other strand")
+        w.line(f"codes = self.complement[rows[{e.start}:{e.stop}].flip(0)]  # other strand")
     else:
-        w.line(f"codes = x[:, {e.start}:{e.stop}]")
-    terms = [f"self._lookup(self.energy_{e.name}, codes + self.site_{e.name}_positions).sum(1)"]
+        w.line(f"codes = rows[{e.start}:{e.stop}]")
+    terms = [f"torch.gather(self.energy_{e.name}, 1, codes).sum(0)"]
     if e.kind == "neighbor":
         terms.append(
-            f"self._lookup(self.energy_{e.name}_neighbor, "
-            f"codes[:, :-1] * {A} + codes[:, 1:] + self.site_{e.name}_pairs).sum(1)"
+            f"torch.gather(self.energy_{e.name}_neighbor.reshape({e.width - 1}, {A * A}), 1, "
+            f"codes[:-1] * {A} + codes[1:]).sum(0)"
         )
     elif e.kind == "pairwise":
         terms.append(
-            f"self._lookup(self.energy_{e.name}_pairwise, "
-            f"codes[:, self.site_{e.name}_i] * {A} + codes[:, self.site_{e.name}_j] "
-            f"+ self.site_{e.name}_pairs).sum(1)"
+            f"torch.gather(self.energy_{e.name}_pairwise.reshape({e.width**2}, {A * A})"
+            f"[self.site_{e.name}_rows], 1, "
+            f"codes[self.site_{e.name}_i] * {A} + codes[self.site_{e.name}_j]).sum(0)"
         )
     w.line(f"e_{e.name} = (")
     with w.indent():

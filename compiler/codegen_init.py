@@ -60,18 +60,10 @@ def _site(c: Context, e: ir.SiteEnergy, A: int) -> None:
     w.line(f"# {e.name} = {e.kind}(x[{e.start}:{e.stop}]{strand}): learned, in kT")
     w.line(f"self.energy_{e.name} = torch.nn.Parameter(torch.zeros({width}, {A}))")
     w.line(f"self.energy_{e.name}_offset = torch.nn.Parameter(torch.zeros(()))")
-    w.line(
-        f'self.register_buffer("site_{e.name}_positions", '
-        f"torch.arange({width}) * {A}, persistent=False)"
-    )
     if e.kind == "neighbor":
         w.line(
             f"self.energy_{e.name}_neighbor = "
             f"torch.nn.Parameter(torch.zeros({width - 1}, {A}, {A}))"
-        )
-        w.line(
-            f'self.register_buffer("site_{e.name}_pairs", '
-            f"torch.arange({width - 1}) * {A * A}, persistent=False)"
         )
     elif e.kind == "pairwise":
         w.line(
@@ -81,10 +73,7 @@ def _site(c: Context, e: ir.SiteEnergy, A: int) -> None:
         w.line(f"i, j = torch.triu_indices({width}, {width}, offset=1)")
         w.line(f'self.register_buffer("site_{e.name}_i", i, persistent=False)')
         w.line(f'self.register_buffer("site_{e.name}_j", j, persistent=False)')
-        w.line(
-            f'self.register_buffer("site_{e.name}_pairs", '
-            f"(i * {width} + j) * {A * A}, persistent=False)"
-        )
+        w.line(f'self.register_buffer("site_{e.name}_rows", i * {width} + j, persistent=False)')
 
 
 def _param(c: Context, p: ir.Param, s: ParameterSlot) -> None:

@@ -3,14 +3,12 @@
 Code generation pastes these methods verbatim into each generated class (the way
 lark's standalone parser generator pastes its own tested source), so they are
 linted and unit-tested here once and read the same in every module. They use only
-``torch``, ``math`` and the contract's class attributes (``alphabet``,
+``torch`` and the contract's class attributes (``alphabet``,
 ``sequence_length``, ``parameter_layout``; docs/module.md). The pasted ``encode``
 gets a first docstring line naming the model's sequence length.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -56,18 +54,6 @@ class ModuleMethods:
                 f"not in {self.alphabet!r}: {sequences[i]!r}"
             )
         return codes.reshape(len(sequences), self.sequence_length)
-
-    @staticmethod
-    def _lookup(table, index):
-        """table.flatten()[index] as a gather: index [N, k] -> Tensor[N, k].
-
-        Up to 64 sequences share a row of the gather, so the backward pass
-        scatters into [N / rows, table size] rather than [N, table size].
-        """
-        n, k = index.shape
-        block = math.gcd(n, 64) if isinstance(n, int) else 1
-        flat = table.reshape(1, -1).expand(n // block, -1)
-        return torch.gather(flat, 1, index.reshape(n // block, block * k)).reshape(n, k)
 
     def get_params(self):
         """Every parameter and energy in natural units (kT for energies), detached.

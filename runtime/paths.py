@@ -29,7 +29,15 @@ from .options import FitOptions
 from .polish import polish, polish_store, trainable
 from .progress import Stopwatch, phase
 from .result import FitResult
-from .sources import Comm, FullBatch, Minibatches, ShuffledRows, store_chunks, tensor_chunks
+from .sources import (
+    Comm,
+    FullBatch,
+    Minibatches,
+    ShuffledRows,
+    column_major,
+    store_chunks,
+    tensor_chunks,
+)
 from .start import hold, pin_consensus, start_module
 from .train import (
     Joint,
@@ -381,8 +389,9 @@ def _need_training_and_validation(sizes: dict) -> None:
 
 
 def split_tensors(dataset, split: str, device):
-    """A dataset split's codes and counts as tensors on ``device``."""
+    """A dataset split's codes (laid out position after position:
+    :func:`~bpm.runtime.sources.column_major`) and counts as tensors on ``device``."""
     part = dataset.subset(split)
-    x = torch.from_numpy(part.codes.astype(np.int64)).to(device)
+    x = column_major(torch.from_numpy(part.codes.astype(np.int64)).to(device))
     c = torch.from_numpy(part.counts.astype(np.float32)).to(device)
     return x, c

@@ -201,6 +201,32 @@ def test_site_energies_match_a_direct_sum(small):
         assert E["G_F"][n] == 0.5 and E["G_I"][n] == p["G_I"]
 
 
+@pytest.mark.parametrize("n", [1, 3, 64, 130])
+def test_site_energies_and_gradients_do_not_depend_on_the_layout_of_the_codes(small, n):
+    """Codes stored row by row (encode's) or position by position (a fit's) give the
+    same energies and the same gradients as one-hot sums, for every kind of site."""
+    module = small().double()
+    randomize(module, seed=n)
+    x = random_sequences(small, n)
+    by_position = x.T.contiguous().T
+    assert not by_position.is_contiguous() or n == 1
+    grads = []
+    for codes in (x, by_position):
+        module.zero_grad(set_to_none=True)
+        E = module.energy_table(codes)
+        (E * torch.linspace(0.5, 1.5, E.shape[1], dtype=E.dtype)).sum().backward()
+        grads.append({k: p.grad for k, p in module.named_parameters() if p.grad is not None})
+        torch.testing.assert_close(E, module.energy_table(x), rtol=0, atol=1e-12)
+    assert {"energy_G_A", "energy_G_B_neighbor", "energy_G_P_pairwise"} <= set(grads[0])
+    assert set(grads[1]) == set(grads[0])
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=0, atol=1e-12)
+    # the matrix's gradient counts each letter at each position, weighted by its column
+    onehot = torch.nn.functional.one_hot(x[:, 0:4], 4).double()
+    weight = float(torch.linspace(0.5, 1.5, E.shape[1])[list(small.energy_names).index("G_A")])
+    torch.testing.assert_close(grads[0]["energy_G_A"], weight * onehot.sum(0))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_extreme_energies_give_finite_outputs_and_grads(dtype, sign):
@@ -490,7 +516,6 @@ def fake_module_class():
             "f": {"attribute": "param_f", "transform": "identity", "bound": None},
         }
         encode = ModuleMethods.encode
-        _lookup = ModuleMethods.__dict__["_lookup"]  # the staticmethod, as pasted
         get_params = ModuleMethods.get_params
         set_params = ModuleMethods.set_params
 
@@ -525,20 +550,6 @@ def test_pasted_encode_folds_case_only_where_unambiguous():
     assert cls().encode("abA").tolist() == [[1, 2, 0]]
 
 
-@pytest.mark.parametrize("n", [1, 3, 64, 130])
-def test_pasted_lookup_is_a_flat_gather(n):
-    g = torch.Generator().manual_seed(n)
-    table = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    index = torch.randint(0, 20, (n, 3), generator=g)
-    got = fake_module_class()._lookup(table, index)
-    torch.testing.assert_close(got, table.flatten()[index])
-    got.sum().backward()
-    want = torch.zeros(20, dtype=torch.float64).index_add_(
-        0, index.flatten(), torch.ones(index.numel(), dtype=torch.float64)
-    )
-    torch.testing.assert_close(table.grad.flatten(), want)
-
-
 def test_pasted_get_and_set_params_on_a_fake_module():
     module = fake_module_class()().double()
     p = module.get_params()
@@ -567,7 +578,7 @@ def test_pasted_get_and_set_params_on_a_fake_module():
 
 def test_generated_modules_carry_the_methods_verbatim():
     cls = load(MODELS / "lac.bpm")
-    for name in ("_lookup", "get_params", "set_params"):
+    for name in ("get_params", "set_params"):
         assert inspect.getsource(getattr(cls, name)) == inspect.getsource(
             getattr(ModuleMethods, name)
         )
@@ -580,7 +591,6 @@ def test_generated_modules_carry_the_methods_verbatim():
     )
     assert pasted[:1] + pasted[2:] == source[:1] + source[2:]
     assert method_source("get_params")[0] == "def get_params(self):"
-    assert method_source("_lookup")[0] == "@staticmethod"
 
 
 def test_collision_of_attribute_names_is_an_error():

@@ -86,15 +86,12 @@ class activated_repressed(torch.nn.Module):
         # G_C = matrix(x[1:27]): learned, in kT
         self.energy_G_C = torch.nn.Parameter(torch.zeros(26, 4))
         self.energy_G_C_offset = torch.nn.Parameter(torch.zeros(()))
-        self.register_buffer("site_G_C_positions", torch.arange(26) * 4, persistent=False)
         # G_P = matrix(x[34:75]): learned, in kT
         self.energy_G_P = torch.nn.Parameter(torch.zeros(41, 4))
         self.energy_G_P_offset = torch.nn.Parameter(torch.zeros(()))
-        self.register_buffer("site_G_P_positions", torch.arange(41) * 4, persistent=False)
         # G_R = matrix(x[50:71]): learned, in kT
         self.energy_G_R = torch.nn.Parameter(torch.zeros(21, 4))
         self.energy_G_R_offset = torch.nn.Parameter(torch.zeros(()))
-        self.register_buffer("site_G_R_positions", torch.arange(21) * 4, persistent=False)
         # G_CP: learned energy in kT
         self.energy_G_CP = torch.nn.Parameter(torch.tensor(-3.0))
         # r_max > 0.0, stored as log(r_max)
@@ -156,19 +153,22 @@ class activated_repressed(torch.nn.Module):
         """
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             n = x.shape[0]
-            codes = x[:, 1:27]
+            # one row of codes per position, sequences along it: [L, N]
+            # (no copy for codes laid out so, as a fit lays out its own)
+            rows = x.T.contiguous()
+            codes = rows[1:27]
             e_G_C = (
-                self._lookup(self.energy_G_C, codes + self.site_G_C_positions).sum(1)
+                torch.gather(self.energy_G_C, 1, codes).sum(0)
                 + self.energy_G_C_offset
             )
-            codes = x[:, 34:75]
+            codes = rows[34:75]
             e_G_P = (
-                self._lookup(self.energy_G_P, codes + self.site_G_P_positions).sum(1)
+                torch.gather(self.energy_G_P, 1, codes).sum(0)
                 + self.energy_G_P_offset
             )
-            codes = x[:, 50:71]
+            codes = rows[50:71]
             e_G_R = (
-                self._lookup(self.energy_G_R, codes + self.site_G_R_positions).sum(1)
+                torch.gather(self.energy_G_R, 1, codes).sum(0)
                 + self.energy_G_R_offset
             )
             e_G_CP = self.energy_G_CP.expand(n)
@@ -179,18 +179,6 @@ class activated_repressed(torch.nn.Module):
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             table = self.energy_table(x)
             return {name: table[..., k] for k, name in enumerate(self.energy_names)}
-
-    @staticmethod
-    def _lookup(table, index):
-        """table.flatten()[index] as a gather: index [N, k] -> Tensor[N, k].
-
-        Up to 64 sequences share a row of the gather, so the backward pass
-        scatters into [N / rows, table size] rather than [N, table size].
-        """
-        n, k = index.shape
-        block = math.gcd(n, 64) if isinstance(n, int) else 1
-        flat = table.reshape(1, -1).expand(n // block, -1)
-        return torch.gather(flat, 1, index.reshape(n // block, block * k)).reshape(n, k)
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""

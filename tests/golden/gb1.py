@@ -72,11 +72,9 @@ class gb1(torch.nn.Module):
         # G_F = matrix(x[0:55]): learned, in kT
         self.energy_G_F = torch.nn.Parameter(torch.zeros(55, 20))
         self.energy_G_F_offset = torch.nn.Parameter(torch.zeros(()))
-        self.register_buffer("site_G_F_positions", torch.arange(55) * 20, persistent=False)
         # G_B = matrix(x[0:55]): learned, in kT
         self.energy_G_B = torch.nn.Parameter(torch.zeros(55, 20))
         self.energy_G_B_offset = torch.nn.Parameter(torch.zeros(()))
-        self.register_buffer("site_G_B_positions", torch.arange(55) * 20, persistent=False)
         # free energy of each state: G = state_energy @ energies + state_constant
         self.register_buffer(
             "state_energy",
@@ -131,14 +129,17 @@ class gb1(torch.nn.Module):
         """
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             n = x.shape[0]
-            codes = x[:, 0:55]
+            # one row of codes per position, sequences along it: [L, N]
+            # (no copy for codes laid out so, as a fit lays out its own)
+            rows = x.T.contiguous()
+            codes = rows[0:55]
             e_G_F = (
-                self._lookup(self.energy_G_F, codes + self.site_G_F_positions).sum(1)
+                torch.gather(self.energy_G_F, 1, codes).sum(0)
                 + self.energy_G_F_offset
             )
-            codes = x[:, 0:55]
+            codes = rows[0:55]
             e_G_B = (
-                self._lookup(self.energy_G_B, codes + self.site_G_B_positions).sum(1)
+                torch.gather(self.energy_G_B, 1, codes).sum(0)
                 + self.energy_G_B_offset
             )
             return torch.stack([e_G_F, e_G_B]).T
@@ -148,18 +149,6 @@ class gb1(torch.nn.Module):
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             table = self.energy_table(x)
             return {name: table[..., k] for k, name in enumerate(self.energy_names)}
-
-    @staticmethod
-    def _lookup(table, index):
-        """table.flatten()[index] as a gather: index [N, k] -> Tensor[N, k].
-
-        Up to 64 sequences share a row of the gather, so the backward pass
-        scatters into [N / rows, table size] rather than [N, table size].
-        """
-        n, k = index.shape
-        block = math.gcd(n, 64) if isinstance(n, int) else 1
-        flat = table.reshape(1, -1).expand(n // block, -1)
-        return torch.gather(flat, 1, index.reshape(n // block, block * k)).reshape(n, k)
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""

@@ -69,12 +69,11 @@ class mpsa(torch.nn.Module):
         # G = pairwise(x[0:9]): learned, in kT
         self.energy_G = torch.nn.Parameter(torch.zeros(9, 4))
         self.energy_G_offset = torch.nn.Parameter(torch.zeros(()))
-        self.register_buffer("site_G_positions", torch.arange(9) * 4, persistent=False)
         self.energy_G_pairwise = torch.nn.Parameter(torch.zeros(9, 9, 4, 4))
         i, j = torch.triu_indices(9, 9, offset=1)
         self.register_buffer("site_G_i", i, persistent=False)
         self.register_buffer("site_G_j", j, persistent=False)
-        self.register_buffer("site_G_pairs", (i * 9 + j) * 16, persistent=False)
+        self.register_buffer("site_G_rows", i * 9 + j, persistent=False)
         # free energy of each state: G = state_energy @ energies + state_constant
         self.register_buffer(
             "state_energy",
@@ -128,10 +127,13 @@ class mpsa(torch.nn.Module):
         """
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             n = x.shape[0]
-            codes = x[:, 0:9]
+            # one row of codes per position, sequences along it: [L, N]
+            # (no copy for codes laid out so, as a fit lays out its own)
+            rows = x.T.contiguous()
+            codes = rows[0:9]
             e_G = (
-                self._lookup(self.energy_G, codes + self.site_G_positions).sum(1)
-                + self._lookup(self.energy_G_pairwise, codes[:, self.site_G_i] * 4 + codes[:, self.site_G_j] + self.site_G_pairs).sum(1)
+                torch.gather(self.energy_G, 1, codes).sum(0)
+                + torch.gather(self.energy_G_pairwise.reshape(81, 16)[self.site_G_rows], 1, codes[self.site_G_i] * 4 + codes[self.site_G_j]).sum(0)
                 + self.energy_G_offset
             )
             return torch.stack([e_G]).T
@@ -141,18 +143,6 @@ class mpsa(torch.nn.Module):
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             table = self.energy_table(x)
             return {name: table[..., k] for k, name in enumerate(self.energy_names)}
-
-    @staticmethod
-    def _lookup(table, index):
-        """table.flatten()[index] as a gather: index [N, k] -> Tensor[N, k].
-
-        Up to 64 sequences share a row of the gather, so the backward pass
-        scatters into [N / rows, table size] rather than [N, table size].
-        """
-        n, k = index.shape
-        block = math.gcd(n, 64) if isinstance(n, int) else 1
-        flat = table.reshape(1, -1).expand(n // block, -1)
-        return torch.gather(flat, 1, index.reshape(n // block, block * k)).reshape(n, k)
 
     def P(self, x):
         """State probabilities, columns in state_names order: Tensor[N, n_states]."""
