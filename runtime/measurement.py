@@ -197,25 +197,31 @@ class OrdinalMeasurement(BinnedReads):
         return (self.raw_features(t) - self.center) / self.scale
 
     def latent(self, t: torch.Tensor) -> torch.Tensor:
-        """``z = g(t)``, monotone increasing in ``t``, shape ``[N]``."""
+        """``z = g(t)``, monotone increasing in ``t``, shape ``[N]``.
+
+        The tanh units are rows and sequences run along them (``[hidden, N]``): on CPU,
+        elementwise work over a last dimension of two runs several times slower."""
         u = self.features(t)
-        hidden = torch.tanh(u[:, None] * F.softplus(self.raw_in) + self.bias_in)
-        return F.softplus(self.raw_slope) * u + hidden @ F.softplus(self.raw_out)
+        hidden = torch.tanh(F.softplus(self.raw_in)[:, None] * u + self.bias_in[:, None])
+        return F.softplus(self.raw_slope) * u + F.softplus(self.raw_out) @ hidden
 
     def log_probs(self, t: torch.Tensor) -> torch.Tensor:
         """``log p(bin | t)``, shape ``[N, n_bins]``: the ordered part mixed with background.
 
         Computed in probability space (differences of the cumulative sigmoid), which is
         about twice as fast as the log-space form; the background keeps every bin's
-        probability away from zero, and a floor guards the rest.
+        probability away from zero, and a floor guards the rest. A transposed view:
+        inside, bins are rows and sequences run along them, several times faster on CPU
+        than elementwise work over a last dimension of ten (reads laid out the same way,
+        ``sources.column_major``, multiply it without a copy).
         """
         z = self.latent(t)
-        cdf = torch.sigmoid(self.cutpoints()[None, :] - z[:, None])  # [N, B-1]
-        zero = cdf.new_zeros(cdf.shape[0], 1)
-        ordered = torch.diff(cdf, dim=1, prepend=zero, append=zero + 1.0)
+        cdf = torch.sigmoid(self.cutpoints()[:, None] - z)  # [B-1, N]
+        zero = cdf.new_zeros(1, cdf.shape[1])
+        ordered = torch.diff(cdf, dim=0, prepend=zero, append=zero + 1.0)
         pi = torch.sigmoid(self.background_mix.clamp(-MIX_BOUND, MIX_BOUND))
-        background = torch.softmax(self.background_logits, 0)
-        return torch.log((pi * background + (1.0 - pi) * ordered).clamp_min(1e-30))
+        background = torch.softmax(self.background_logits, 0)[:, None]
+        return torch.log((pi * background + (1.0 - pi) * ordered).clamp_min(1e-30)).T
 
     def log_probs_stable(self, t: torch.Tensor) -> torch.Tensor:
         """``log p(bin | t)`` computed in log space throughout (slower, for checks)."""

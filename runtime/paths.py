@@ -389,9 +389,10 @@ def _need_training_and_validation(sizes: dict) -> None:
 
 
 def split_tensors(dataset, split: str, device):
-    """A dataset split's codes (laid out position after position:
-    :func:`~bpm.runtime.sources.column_major`) and counts as tensors on ``device``."""
+    """A dataset split's codes and counts as tensors on ``device``, each laid out column
+    after column (:func:`~bpm.runtime.sources.column_major`: codes position after
+    position, reads or scores bin after bin or column after column)."""
     part = dataset.subset(split)
     x = column_major(torch.from_numpy(part.codes.astype(np.int64)).to(device))
-    c = torch.from_numpy(part.counts.astype(np.float32)).to(device)
+    c = column_major(torch.from_numpy(part.counts.astype(np.float32)).to(device))
     return x, c

@@ -82,7 +82,8 @@ def column_major(x: torch.Tensor) -> torch.Tensor:
     rows), the same values, shape and device; a no-op for one already so laid out.
 
     The layout of a fit's codes: one position after another, as the generated modules
-    read them (their ``x.T.contiguous()`` is then a view, not a copy at every pass).
+    read them (their ``x.T.contiguous()`` is then a view, not a copy at every pass), and
+    of its reads: one bin after another, as the sort-seq measurement computes with them.
 
     >>> x = column_major(torch.tensor([[0, 1, 2], [3, 0, 1]]))
     >>> x.tolist(), x.stride()
@@ -105,7 +106,7 @@ class FullBatch:
         norm: float | None = None,
         entropy: float | None = None,
     ):
-        self.x, self.obs = column_major(x), obs
+        self.x, self.obs = column_major(x), column_major(obs)
         self.steps = steps
         self.norm = float(obs.sum()) if norm is None else float(norm)
         if entropy is None:
@@ -147,8 +148,8 @@ class ShuffledRows:
             for b in range(self.steps_per_epoch):
                 rows = order[b * self.batch_size : (b + 1) * self.batch_size]
                 norm = float(self.weights[rows].sum())
-                x = column_major(self.x[rows])
-                yield Batch(x, self.obs[rows], norm, epoch=epoch + b / self.steps_per_epoch)
+                x, obs = column_major(self.x[rows]), column_major(self.obs[rows])
+                yield Batch(x, obs, norm, epoch=epoch + b / self.steps_per_epoch)
 
 
 def training_bin_totals(store) -> np.ndarray:
@@ -180,7 +181,7 @@ def read_blocks(store, offset: int, blocks, device) -> tuple[torch.Tensor, torch
     c = np.concatenate([store.counts[offset + a : offset + b] for a, b in blocks])
     return (
         column_major(torch.from_numpy(x.astype(np.int64)).to(device)),
-        torch.from_numpy(c.astype(np.float32)).to(device),
+        column_major(torch.from_numpy(c.astype(np.float32)).to(device)),
     )
 
 
@@ -288,7 +289,7 @@ def tensor_chunks(x: torch.Tensor, obs: torch.Tensor):
     (one chunk for most splits; GB1's 477,854 training sequences in eight, so that a
     float64 pass over them does not hold every intermediate at once)."""
     return [
-        (column_major(x[a : a + EVAL_CHUNK]), obs[a : a + EVAL_CHUNK])
+        (column_major(x[a : a + EVAL_CHUNK]), column_major(obs[a : a + EVAL_CHUNK]))
         for a in range(0, len(x), EVAL_CHUNK)
     ]
 
