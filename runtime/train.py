@@ -54,14 +54,27 @@ def deterministic(seed: int, threads: int | None):
     old_det = torch.are_deterministic_algorithms_enabled()
     old_threads = torch.get_num_threads()
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    use_deterministic_algorithms(True, warn_only=True)
     if threads is not None:
         torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(old_det)
+        use_deterministic_algorithms(old_det)
         torch.set_num_threads(old_threads)
+
+
+def use_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
+    """``torch.use_deterministic_algorithms``, without importing TorchInductor when
+    nothing has imported it yet: the public function imports it only to set its own
+    ``deterministic`` flag (for compiled kernels, which a fit does not use), and that
+    import is about a second of every fit's start-up."""
+    if "torch._inductor.config" in sys.modules or not hasattr(
+        torch._C, "_set_deterministic_algorithms"
+    ):
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 @contextmanager
