@@ -26,6 +26,7 @@ import sympy
 from . import ir, symbolic
 from .detailed_balance import DetailedBalance, detailed_balance
 from .errors import BpmModelError
+from .limits import DEFAULT_TREE_BUDGET, tree_limit
 from .linear_forms import add_forms
 from .steady_state import (
     check_steady_state,
@@ -69,14 +70,6 @@ __all__ = [
     "trees_into_networkx",
     "within_budget",
 ]
-
-DEFAULT_TREE_BUDGET = 2000
-"""The most spanning trees (summed over all states) the closed form may enumerate."""
-
-
-def tree_limit(budget: float | None = None) -> float:
-    """The budget a caller means: ``None`` is :data:`DEFAULT_TREE_BUDGET`, ``math.inf`` no limit."""
-    return DEFAULT_TREE_BUDGET if budget is None else budget
 
 
 class TreeBudgetExceeded(BpmModelError):

@@ -25,6 +25,10 @@ MAX_EXPRESSION_DEPTH = 1000
 MAX_NESTED_CALLS = 50
 """Powers and function calls (``exp``, ``log``, ``sqrt``) one may nest inside another."""
 
+DEFAULT_TREE_BUDGET = 2000
+"""The most spanning trees (summed over all states) a kinetic closed form may enumerate
+(:mod:`~bpm.compiler.kinetic`)."""
+
 RECURSION_LIMIT = 20 * MAX_EXPRESSION_DEPTH + 1000
 """Python's recursion limit while a stage runs: frames per level, with room to spare."""
 
@@ -76,3 +80,8 @@ def deep_recursion() -> Iterator[None]:
         yield
     finally:
         sys.setrecursionlimit(old)
+
+
+def tree_limit(budget: float | None = None) -> float:
+    """The budget a caller means: ``None`` is :data:`DEFAULT_TREE_BUDGET`, ``math.inf`` no limit."""
+    return DEFAULT_TREE_BUDGET if budget is None else budget

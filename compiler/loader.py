@@ -5,7 +5,8 @@ fresh module and returns its class. The module is registered in ``sys.modules``
 under a name derived from a hash of the source (so pickling and ``torch.compile``
 find it), its text in :mod:`linecache` (so tracebacks show generated lines), and
 the result is cached by file content: loading the same text twice gives the same
-class.
+class. The generated source is also kept on disk (:mod:`.module_cache`), so another
+process loading the same model skips the derivation and code generation.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import sys
 import types
 from pathlib import Path
 
-from .codegen import generate
+from . import module_cache
 from .errors import Source
-from .kinetic import tree_limit
-from .pipeline import closed_forms, read_source, to_ir
+from .limits import tree_limit
+from .pipeline import read_source
 
 _CACHE: dict[tuple[str, float], type] = {}
 
@@ -42,12 +43,35 @@ def load(
     key = (source.text, tree_budget)
     if key in _CACHE:
         return _CACHE[key]
-    model_ir = to_ir(source.text, source.name)
-    derivation = closed_forms(model_ir, tree_budget)
-    text = generate(model_ir, derivation, source.name)
-    cls = _exec(text, source.text, tree_budget)
+    stored = module_cache.entry_key(source.text, source.name, tree_budget)
+    cls = _cached_class(stored, source.text, tree_budget)
+    if cls is None:
+        text = generate_source(source, tree_budget)
+        cls = _exec(text, source.text, tree_budget)
+        module_cache.write(stored, text)
     _CACHE[key] = cls
     return cls
+
+
+def generate_source(source: Source, tree_budget: float) -> str:
+    """Parse, check, derive and generate: the module source of a model."""
+    from .codegen import generate
+    from .pipeline import closed_forms, to_ir
+
+    model_ir = to_ir(source.text, source.name)
+    return generate(model_ir, closed_forms(model_ir, tree_budget), source.name)
+
+
+def _cached_class(stored: str, model_text: str, tree_budget: float) -> type | None:
+    """The class of the module source cached under ``stored``, or None (none cached, or
+    one that does not run: it is then generated again)."""
+    text = module_cache.read(stored)
+    if text is None:
+        return None
+    try:
+        return _exec(text, model_text, tree_budget)
+    except Exception:  # a damaged entry: generate it afresh
+        return None
 
 
 def module_name(text: str, tree_budget: float | None = None) -> str:
