@@ -8,6 +8,7 @@ error. Results go to stdout (or ``-o``); errors, warnings and progress to stderr
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import traceback
 from collections.abc import Sequence
@@ -78,3 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def command() -> int:
+    """The ``bpm`` executable: :func:`main` on the command line, then an exit without the
+    garbage collector walking every object left (``gc.freeze``): after a fit, which loads
+    torch, pandas and matplotlib, those passes at interpreter exit took 0.5 s of 0.8."""
+    code = main()
+    gc.freeze()
+    return code
