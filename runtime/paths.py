@@ -29,15 +29,7 @@ from .options import FitOptions
 from .polish import polish, polish_store, trainable
 from .progress import Stopwatch, phase
 from .result import FitResult
-from .sources import (
-    Comm,
-    FullBatch,
-    Minibatches,
-    ShuffledRows,
-    column_major,
-    store_chunks,
-    tensor_chunks,
-)
+from .sources import Comm, FullBatch, Minibatches, ShuffledRows, store_chunks, tensor_chunks
 from .start import hold, pin_consensus, start_module
 from .train import (
     Joint,
@@ -389,10 +381,10 @@ def _need_training_and_validation(sizes: dict) -> None:
 
 
 def split_tensors(dataset, split: str, device):
-    """A dataset split's codes and counts as tensors on ``device``, each laid out column
-    after column (:func:`~bpm.runtime.sources.column_major`: codes position after
-    position, reads or scores bin after bin or column after column)."""
+    """A dataset split's codes and counts as tensors on ``device``, row after row (what
+    minibatches draw rows from; each batch and evaluation chunk is then laid out column
+    after column, :func:`~bpm.runtime.sources.column_major`)."""
     part = dataset.subset(split)
-    x = column_major(torch.from_numpy(part.codes.astype(np.int64)).to(device))
-    c = column_major(torch.from_numpy(part.counts.astype(np.float32)).to(device))
+    x = torch.from_numpy(part.codes.astype(np.int64)).to(device)
+    c = torch.from_numpy(part.counts.astype(np.float32)).to(device)
     return x, c
