@@ -25,8 +25,9 @@ the same parameter values (checked to agree); the ratio columns compare with the
 reference of each kind. lac and open_complex at 30,516 rows (the lac
 training split, one full-batch step), GB1 at 4,096 (one of its minibatches) and 30,516.
 ``lac joint`` adds the sort-seq measurement process and the likelihood: one step of the
-fit. The implementations take turns, round after round, so a busy machine slows them
-alike; compare the ratios, not the times, across runs.
+fit, on random codes and reads and on the lac training split itself. The
+implementations take turns, round after round, so a busy machine slows them alike;
+compare the ratios, not the times, across runs.
 
 OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE, set before torch loads): on a
 shared machine spinning threads that lose their core stretch every operation.
@@ -241,14 +242,20 @@ def median_times(steps: dict, repeats: int) -> dict[str, float]:
     return {label: statistics.median(t) for label, t in times.items()}
 
 
-def layouts(x):
-    """The codes as ``encode`` gives them (row by row), and as a fit lays them out
-    (:func:`bpm.runtime.sources.column_major`, where this bpm has it)."""
+def batch_layout():
+    """How a fit lays out its batches (:func:`bpm.runtime.sources.column_major`), or None
+    where this bpm passes them as they are."""
     try:
         from bpm.runtime.sources import column_major
     except ImportError:
-        return {"codes": x}
-    return {"codes": x, "codes by position (a fit's)": column_major(x)}
+        return None
+    return column_major
+
+
+def layouts(x):
+    """The codes as ``encode`` gives them (row after row), and as a fit's batch."""
+    laid = batch_layout()
+    return {"codes": x} if laid is None else {"codes": x, "codes as a fit's batch": laid(x)}
 
 
 def module_passes(name: str, rows: int, dtype, repeats: int) -> dict[str, float]:
@@ -287,29 +294,40 @@ def module_passes(name: str, rows: int, dtype, repeats: int) -> dict[str, float]
 
 def joint_passes(dtype, repeats: int) -> list[tuple[str, float]]:
     """One step of the lac fit: the module, the sort-seq measurement process and the
-    likelihood of random reads, forward and backward."""
+    likelihood, forward and backward, on random codes and reads and on the lac data's
+    own training split (mutants of one wild type, whose letters repeat at every position:
+    the backward's scatter then adds into one entry of each table row after another)."""
     import torch
 
     from bpm.compiler.loader import load
     from bpm.runtime.measurement import OrdinalMeasurement
+    from bpm.runtime.observations import read_observations
     from bpm.runtime.train import Joint
 
     generator = torch.Generator().manual_seed(1)
     module = load(MODEL)()
     module.set_params(random_params(module, generator))
+    joint = Joint(module, OrdinalMeasurement(10, hidden=2), "t").to(dtype).train()
     x = torch.randint(0, 4, (LAC_ROWS, 75), generator=generator)
     counts = torch.poisson(torch.full((LAC_ROWS, 10), 0.3), generator=generator)
-    joint = Joint(module, OrdinalMeasurement(10, hidden=2), "t").to(dtype).train()
-    counts = counts.to(dtype)
+    train = read_observations(DATA, alphabet="ACGT", length=75, seed=0).subset("training")
+    real_x = torch.from_numpy(train.codes.astype("int64"))
+    real_counts = torch.from_numpy(train.counts.astype("float32"))
 
-    def step(codes):
+    def step(codes, reads):
         def run():
             joint.zero_grad(set_to_none=True)
-            (-joint(codes, counts).sum()).backward()
+            (-joint(codes, reads).sum()).backward()
 
         return run
 
-    steps = {f"lac joint, {label}": step(codes) for label, codes in layouts(x).items()}
+    steps = {}
+    for data, (codes, reads) in {"random": (x, counts), "lac reads": (real_x, real_counts)}.items():
+        reads = reads.to(dtype)
+        steps[f"lac joint, {data}, codes"] = step(codes, reads)
+        laid = batch_layout()
+        if laid is not None:
+            steps[f"lac joint, {data}, as a fit's batch"] = step(laid(codes), laid(reads))
     return list(median_times(steps, repeats).items())
 
 
