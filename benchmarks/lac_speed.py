@@ -229,17 +229,11 @@ def random_params(module, generator) -> dict:
 
 
 def median_times(steps: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each step (two warm-up calls each), taking turns."""
-    for step in steps.values():
-        step()
-        step()
-    times: dict[str, list[float]] = {label: [] for label in steps}
-    for _ in range(repeats):
-        for label, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(t) for label, t in times.items()}
+    """Median seconds per call of each step, taking turns: ``lac_throughput.timed``
+    (imported here, as it loads torch, which the fits' timings must not pay for)."""
+    from lac_throughput import timed
+
+    return timed(steps, repeats)
 
 
 def batch_layout():
