@@ -142,8 +142,9 @@ def multiplier(fitted, true, covariance=None) -> float:
 
 def table_covariance(result, name: str):
     """The fit's covariance block of table ``name`` (zero-mean gauge), or None where the
-    fit has no standard errors (not at an optimum)."""
-    found = result.analyze_uncertainty()
+    fit has no standard errors (not at an optimum). The analysis is made once per fit
+    and kept on ``result.uncertainty`` for its other tables."""
+    found = result.uncertainty or result.analyze_uncertainty()
     rows = [i for i, (n, _) in enumerate(found.coordinates) if n == name]
     block = found.covariance[np.ix_(rows, rows)]
     return block if np.isfinite(block).all() else None
