@@ -25,16 +25,7 @@ from bpm.runtime.fit import fit
 from bpm.runtime.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-ONE = """model one
-sequence x: dna[12]
-energy G = matrix(x[0:12])
-param t_sat > 0
-thermodynamic {
-    empty : 0
-    bound : G
-}
-output t = t_sat * P(bound)
-"""
+ONE = (ROOT / "benchmarks" / "one_site.bpm").read_text()
 
 
 def recovery():

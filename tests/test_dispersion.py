@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,16 +23,7 @@ from bpm.runtime.options import FitOptions
 from bpm.runtime.simulate import read_dispersion, simulate
 from bpm.runtime.uncertainty import analyze
 
-ONE = """model one
-sequence x: dna[12]
-energy G = matrix(x[0:12])
-param t_sat > 0
-thermodynamic {
-    empty : 0
-    bound : G
-}
-output t = t_sat * P(bound)
-"""
+ONE = (Path(__file__).resolve().parents[1] / "benchmarks" / "one_site.bpm").read_text()
 
 
 def test_read_dispersion_by_hand():

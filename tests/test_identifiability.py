@@ -15,16 +15,7 @@ from bpm.runtime.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ONE = """model one
-sequence x: dna[12]
-energy G = matrix(x[0:12])
-param t_sat > 0
-thermodynamic {
-    empty : 0
-    bound : G
-}
-output t = t_sat * P(bound)
-"""
+ONE = (ROOT / "benchmarks" / "one_site.bpm").read_text()
 #: Two tables on the same positions, only their sum seen: neither's size is determined.
 TWO = ONE.replace("model one", "model two").replace(
     "energy G = matrix(x[0:12])", "energy G = matrix(x[0:12])\nenergy H = matrix(x[0:12])"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -320,13 +321,7 @@ def test_a_scale_the_measurement_absorbs_exactly_is_not_identified_on_every_seed
     from bpm.runtime.fit import fit
     from bpm.runtime.simulate import simulate
 
-    one = """model one
-sequence x: dna[12]
-energy G = matrix(x[0:12])
-param t_sat > 0
-thermodynamic { empty : 0  bound : G }
-output t = t_sat * P(bound)
-"""
+    one = (Path(__file__).resolve().parents[1] / "benchmarks" / "one_site.bpm").read_text()
     for seed in range(4):
         table, sim = simulate(one, n=6000, mutation_rate=0.2, seed=seed, noise=0.5)
         gates = sim.meta["bin_edges_log_t"]
