@@ -59,7 +59,7 @@ class FitOptions:
         ``identifiability``: after the fit, 95% profile-likelihood intervals of each site
         energy's scale and each learned scalar energy, by refits in parallel processes
         (:mod:`bpm.runtime.identifiability`; full batch only; off by default until it is
-        cheap: on the lac reads it costs about three fits). ``dispersion``: how many
+        cheap: on the lac reads it doubles the fit's wall time). ``dispersion``: how many
         times the likelihood overstates the information in the reads, 1 (the default)
         when every read comes from a cell of its own; when cells carry several reads
         (PCR duplicates, a sort sequenced deeper than it has cells), the sum over cells
