@@ -62,7 +62,7 @@ def run_compare(
         check_model(model, options.output)
     found = compare(models, data, options, nested=nested, output=output, plots=plots, **report)
     sys.stdout.write(table_text(found))
-    if output is not None:
+    if output is not None and not options.quiet:
         print(f"wrote {output}/comparison.json and {output}/<model>/ for "
               f"{', '.join(m['model'] for m in found['models'])}", file=sys.stderr)  # fmt: skip
     return EXIT_OK

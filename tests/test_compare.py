@@ -250,7 +250,7 @@ def test_compare_takes_every_fit_flag_but_streaming():
     assert wanted <= flags["compare"]
 
 
-def test_fit_flags_reach_each_models_fit(lac_table, tmp_path):
+def test_fit_flags_reach_each_models_fit(lac_table, tmp_path, capsys):
     data = tmp_path / "reads.csv"
     lac_table.to_csv(data, index=False)
     out = tmp_path / "cmp"
@@ -258,6 +258,7 @@ def test_fit_flags_reach_each_models_fit(lac_table, tmp_path):
             "--steps", "40", "--polish", "30", "--lr", "0.05", "--hidden", "3",
             "--fix", "G_I", "--init", "G_I=-1kcal/mol", "--gauge", "wild-type"]  # fmt: skip
     assert main(argv) == 0
+    assert "wrote" not in capsys.readouterr().err  # --quiet: no closing line either
     lac, no_i = (json.loads((out / m / "summary.json").read_text())
                  for m in ("lac", "lac_no_interaction"))  # fmt: skip
     for info in (lac, no_i):
