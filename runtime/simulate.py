@@ -29,6 +29,7 @@ from bpm.runtime.contract import (
     kT_kcal_per_mol,
     layout,
     learned_names,
+    numbering,
     resolve_model,
     select_output,
     site_energies,
@@ -374,8 +375,8 @@ def simulate(
             del meta["bin_edges_log_t"]
     sites = site_energies(module)
     comp = tuple(complement(module)) if any(s.get("revcomp") for s in sites.values()) else None
-    truth = Truth(module.name, final, kT_kcal_per_mol(module), alphabet, meta, sites, comp)
-    return table, truth
+    kT = kT_kcal_per_mol(module)
+    return table, Truth(module.name, final, kT, alphabet, meta, sites, comp, numbering(module))
 
 
 def _split(n: int, fractions, rng: np.random.Generator) -> np.ndarray:

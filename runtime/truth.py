@@ -20,6 +20,7 @@ import torch
 
 from bpm.compiler.errors import BpmDataError
 from bpm.runtime.contract import as_numbers, complement, layout, site_energies, to_natural
+from bpm.runtime.positions import numbered
 
 TABLE_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".csv", ".tsv", ".txt", ".parquet", ".pq")
 
@@ -44,6 +45,9 @@ class Truth:
     #: complement codes: with them the matrix CSVs use a fit's convention (below)
     sites: dict = field(default_factory=dict)
     complement: tuple[int, ...] | None = None
+    #: how the model file numbers its positions (``contract.numbering``; None: it does not):
+    #: the site CSVs then end with ``numbered_position``, as a fit's params/ do
+    numbering: object | None = None
 
     def matrices(self) -> dict[str, np.ndarray]:
         """The array-valued parameters (site energies)."""
@@ -67,9 +71,8 @@ class Truth:
         for name, value in sorted(self.matrices().items()):
             path = folder / f"{name}_kT.csv"
             if name in self.sites:  # an additive matrix: labelled as bpm fit's params/
-                site_frame(value, self.alphabet, self.sites[name], self.complement).to_csv(
-                    path, index=False
-                )
+                frame = site_frame(value, self.alphabet, self.sites[name], self.complement)
+                numbered(frame, self.numbering).to_csv(path, index=False)
             else:
                 matrix_frame(value, self.alphabet).to_csv(path, index=False)
             files[name] = str(path.relative_to(json_path.parent))
@@ -84,6 +87,9 @@ class Truth:
             "full sequence, read on the top strand; pair tables: flat, the module's order",
             "simulation": self.meta,
         }
+        if self.numbering is not None:
+            n = self.numbering
+            doc["numbering"] = {"first": n.first, "last": n.last, "reference": n.reference}
         json_path.write_text(json.dumps(doc, indent=2) + "\n")
         return json_path, folder
 

@@ -171,3 +171,28 @@ def test_a_module_with_a_broken_numbering_is_refused():
         contract.numbering(Module())
     Module.numbering = None
     assert contract.numbering(Module()) is None
+
+
+def test_a_simulations_truth_tables_number_their_positions_as_a_fit_does(tmp_path):
+    from bpm.runtime.simulate import simulate
+    from bpm.runtime.truth import read_params
+
+    saved = {}
+    for name, text in (("numbered", MODEL), ("plain", PLAIN)):
+        _, truth = simulate(text, n=200, seed=4)
+        saved[name], folder = truth.save(tmp_path / name / "sim.csv")
+    folder = tmp_path / "numbered" / "sim.truth"
+    fwd = pd.read_csv(folder / "G_fwd_kT.csv")
+    assert list(fwd.columns)[-1] == "numbered_position"
+    assert list(fwd["numbered_position"]) == list(range(-20, -10))
+    rev = pd.read_csv(folder / "G_rev_kT.csv")  # top strand, as the fit's params/
+    assert list(rev["numbered_position"]) == [*range(-6, 0), *range(1, 7)]
+    doc = json.loads(saved["numbered"].read_text())
+    assert doc["numbering"] == {"first": -20, "last": 20, "reference": "TSS"}
+    assert "numbering" not in json.loads(saved["plain"].read_text())
+    # the numbers are labels only: the same draw reads back to the same parameters
+    module = contract.resolve_model(MODEL)[0]()
+    back = {k: read_params(v, module) for k, v in saved.items()}
+    assert back["numbered"].keys() == back["plain"].keys()
+    for key, value in back["plain"].items():
+        assert np.array_equal(back["numbered"][key], value), key

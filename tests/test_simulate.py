@@ -151,8 +151,10 @@ def test_cli_writes_data_and_truth_and_truth_round_trips(tmp_path, capsys):
     assert doc["simulation"]["mutation_rate"] == 0.12
     for name, start, width in (("G_C", 1, 26), ("G_R", 34, 41)):  # lac: x[1:27], x[34:75]
         frame = pd.read_csv(tmp_path / "sim" / "data.truth" / f"{name}_kT.csv")
-        assert list(frame.columns) == ["position", "A", "C", "G", "T"] and len(frame) == width
+        columns = ["position", "A", "C", "G", "T", "numbered_position"]  # lac: -75 to -1
+        assert list(frame.columns) == columns and len(frame) == width
         assert frame["position"].tolist() == list(range(start, start + width))  # as params/
+        assert (frame["numbered_position"] == frame["position"] - 75).all()
     table = pd.read_csv(out)
     # the written truth, given back, reproduces the same experiment
     module = load(LAC)()
