@@ -78,7 +78,7 @@ def error_heatmaps(plt, values, se: np.ndarray, title: str, status: str = "ok", 
         ax.invert_yaxis()
         ax.set_ylabel("letter")
     set_ticks(bottom, positions, numbering)
-    top.set_title(f"{title}\n−ΔG as in the logo: blue (positive) binds more strongly", fontsize=9)
+    top.set_title(f"{title}\n−ΔG as in the logo: blue (positive) lowers the energy", fontsize=9)
     if status == "ok":
         words = "± 1 standard error; grey: not identified or not at an optimum"
     else:

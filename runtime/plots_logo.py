@@ -5,8 +5,8 @@ Colours follow the model's alphabet: DNA and RNA letters take the usual nucleoti
 colours (A green, C blue, G yellow, T/U red); protein residues are coloured by their
 side chain's chemistry, the classes of WebLogo's and logomaker's ``chemistry`` scheme
 (:data:`CHEMISTRY`); any other alphabet takes one colour per letter from a qualitative
-palette. Letter height is ``-ΔG`` (kcal/mol): up binds more strongly, the sign the
-error heatmaps use too.
+palette. Letter height is ``-ΔG`` (kcal/mol): up lowers the energy (binds, or folds, more
+strongly), the sign the error heatmaps use too.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def chemistry_legend(ax) -> None:
 
 def plot_logos(result, tables: ReportTables, directory: Path, plt) -> list[Path]:
     """One sequence logo per site energy (its additive part, read on the top strand):
-    letter height = -ΔG (kcal/mol), up = binds better."""
+    letter height = -ΔG (kcal/mol), up = a lower energy (binds or folds more strongly)."""
     kT = result.kT_kcal_per_mol
     paths = []
     for name, terms in tables.terms.items():
@@ -150,7 +150,7 @@ def plot_logos(result, tables: ReportTables, directory: Path, plt) -> list[Path]
         ax.set_ylabel("−ΔG (kcal/mol)")
         set_ticks(ax, frame.index, tables.numbering)
         strand = "bottom-strand site, read on the top strand; " if terms.revcomp else ""
-        words = f"{name}: {tables.gauge_words(name, kT)}\n{strand}letters up bind more strongly"
+        words = f"{name}: {tables.gauge_words(name, kT)}\n{strand}letters up lower {name}"
         ax.set_title(words, fontsize=9, pad=16 if protein else 6)
         if protein:
             chemistry_legend(ax)

@@ -28,11 +28,11 @@ CAPTIONS = {
     "bootstrap/errors_scalars": "the scalar energies with their bootstrap standard errors",
     "bootstrap/errors_": "every matrix entry (−ΔG, as in the logo) above its bootstrap "
     "standard error",
-    "logo_": "sequence logo of the site's additive energies (kcal/mol); letters up bind "
-    "more strongly",
+    "logo_": "sequence logo of the site's additive energies (kcal/mol); letters up lower "
+    "the energy (bind, or fold, more strongly)",
     "pairs_": "pair energies of the site (kcal/mol); red raises the energy (binds less)",
     "errors_scalars": "the scalar energies with their standard errors",
-    "errors_": "every matrix entry (−ΔG, as in the logo; blue binds more strongly) above its "
+    "errors_": "every matrix entry (−ΔG, as in the logo; blue lowers the energy) above its "
     "standard error (grey: none)",
     "measurement": "the learned measurement process p(bin | t) over the test data's range",
     "history": "training and validation NLL and I_var over the optimizer steps; the "

@@ -84,7 +84,7 @@ def test_error_heatmaps_use_the_logos_sign_and_grey_the_missing():
     try:
         drawn = top.collections[0].get_array().reshape(4, 2)  # [letters, positions]
         assert np.array_equal(drawn, -values.to_numpy().T)
-        assert "−ΔG" in top.get_title() and "blue (positive) binds more strongly" in top.get_title()
+        assert "−ΔG" in top.get_title() and "blue (positive) lowers the energy" in top.get_title()
         grey, spread = bottom.collections[:2]
         assert to_hex(grey.get_cmap()(0.0)) == MISSING_COLOR
         assert np.ma.count(grey.get_array()) == 2  # the inf and the nan cells
