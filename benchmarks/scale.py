@@ -85,7 +85,8 @@ def fit_stage(path: Path, n: int, epochs: int, threads: int) -> dict:
         "from bpm.runtime.stream import fit_stream\n"
         "t = time.perf_counter()\n"
         f"r = fit_stream('models/lac.bpm', {str(path)!r}, cache_dir={str(store)!r},\n"
-        f"               epochs={epochs}, patience=10**6, quiet=True, threads={threads})\n"
+        f"               epochs={epochs}, patience=10**6, polish=0, quiet=True,\n"
+        f"               threads={threads})\n"
         "tr = r.data_summary['training']\n"
         "out = {'seconds': time.perf_counter() - t, 'training': tr, 'metrics': r.metrics}\n"
     )
