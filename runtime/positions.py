@@ -92,6 +92,21 @@ def numbered(frame: pd.DataFrame, numbering) -> pd.DataFrame:
     return out
 
 
+def numbering_summary(numbering) -> dict:
+    """``{"numbering": {"first", "last", "reference"}}``: how the model file numbers the
+    positions (``positions -75 to -1 relative to TSS``), or empty when it does not; as
+    summary.json and a simulation's truth JSON record it.
+
+    >>> from bpm.compiler.ir import Numbering
+    >>> numbering_summary(Numbering(-75, -1, "TSS")), numbering_summary(None)
+    ({'numbering': {'first': -75, 'last': -1, 'reference': 'TSS'}}, {})
+    """
+    if numbering is None:
+        return {}
+    return {"numbering": {"first": numbering.first, "last": numbering.last,
+                          "reference": numbering.reference}}  # fmt: skip
+
+
 def site_positions(site: dict, numbering: dict | None) -> str:
     """``-74 to -49 relative to TSS (x[1:27])``, or ``1:27`` without a numbering.
 

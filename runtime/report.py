@@ -20,7 +20,7 @@ from .bootstrap_report import bootstrap_frames, bootstrap_summary, plot_bootstra
 from .fit_directory import replacing
 from .fit_source import RECORD_KEY, source_record
 from .measurement_kinds import kind_of
-from .positions import numbered
+from .positions import numbered, numbering_summary
 from .progress import phase
 from .report_html import write_html
 from .site_tables import ReportTables, report_tables
@@ -68,7 +68,7 @@ def summary(result, gauge: str = "zero-mean", wild_type: str | None = None, tabl
         "metrics": {split: result.metrics[split] for split in SPLITS},
         "gauge": tables.gauge,
         "params": scalar_params(module, tables.gauge, tables.wild_type),
-        **numbering_summary(tables),
+        **numbering_summary(tables.numbering),
         "sites": sites_summary(tables, contract.kT_kcal_per_mol(module)),
         **wild_type_summary(result, tables),
         "measurement_kind": kind_of(result.measurement),
@@ -104,14 +104,6 @@ def identifiability_summary(result) -> dict:
     (:mod:`bpm.runtime.identifiability`), or empty when none were computed."""
     found = getattr(result, "identifiability", None)
     return {"identifiability": found} if found else {}
-
-
-def numbering_summary(tables: ReportTables) -> dict:
-    """``{"numbering": {"first", "last", "reference"}}``: how the model file numbers the
-    positions (``positions -75 to -1 relative to TSS``), or empty when it does not."""
-    n = tables.numbering
-    return {} if n is None else {"numbering": {"first": n.first, "last": n.last,
-                                               "reference": n.reference}}  # fmt: skip
 
 
 def sites_summary(tables: ReportTables, kT: float) -> dict:

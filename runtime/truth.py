@@ -20,7 +20,7 @@ import torch
 
 from bpm.compiler.errors import BpmDataError
 from bpm.runtime.contract import as_numbers, complement, layout, site_energies, to_natural
-from bpm.runtime.positions import numbered
+from bpm.runtime.positions import numbered, numbering_summary
 
 TABLE_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".csv", ".tsv", ".txt", ".parquet", ".pq")
 
@@ -87,9 +87,7 @@ class Truth:
             "full sequence, read on the top strand; pair tables: flat, the module's order",
             "simulation": self.meta,
         }
-        if self.numbering is not None:
-            n = self.numbering
-            doc["numbering"] = {"first": n.first, "last": n.last, "reference": n.reference}
+        doc.update(numbering_summary(self.numbering))
         json_path.write_text(json.dumps(doc, indent=2) + "\n")
         return json_path, folder
 
