@@ -22,7 +22,8 @@ from bpm.compiler import __version__
 
 from .contract import resolve_model
 from .options import FitOptions
-from .paths import fit_in_process, polish, split_tensors
+from .paths import fit_in_process, split_tensors
+from .polish import polish
 from .progress import timed
 from .result import FitResult
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.nn.utils import stateless
 
-from bpm.runtime.contract import SITE_PARTS, Slot, choose_output, layout, recording, select_output
+from bpm.runtime.contract import Slot, choose_output, layout, recording, select_output
+from bpm.runtime.energy_hessian import EnergyHessian, has_energy_table
 
 
 def learned_slots(module: torch.nn.Module) -> list[Slot]:
@@ -84,18 +84,10 @@ def hessian(
     m_params = [p for _, p in m_named]
     z0 = torch.cat([p.detach().reshape(-1).to(dtype) for p in params + m_params])
     n_model = sum(p.numel() for p in params)
-    structured = nll is None and all(
-        hasattr(module, f) for f in ("energy_table", "probabilities", "outputs")
-    )
-    if structured:
-        name = choose_output(module, output)
+    if nll is None and has_energy_table(module):
         x, counts = data_tensors(data, dtype)
-        H = torch.zeros(len(z0), len(z0), dtype=dtype)
-        for s in range(0, len(x), chunk):
-            H += _structured_hessian(
-                module, measurement, slots, params, m_params, x[s : s + chunk],
-                counts[s : s + chunk], name,
-            )  # fmt: skip
+        curvature = EnergyHessian(module, slots, x, chunk=chunk)
+        H = curvature(module, measurement, counts, choose_output(module, output))
     else:
         H = _plain_hessian(module, measurement, params + m_params, data, nll, chunk, dtype, output)
     H = 0.5 * (H + H.T)
@@ -188,110 +180,3 @@ def _plain_hessian(module, measurement, leaves, data, nll, chunk, dtype, output)
             rows = torch.autograd.grad(grad[i], leaves, retain_graph=True, allow_unused=True)
             H[i] += _flat(rows, leaves).detach()
     return H
-
-
-def _structured_hessian(module, measurement, slots, params, m_params, x, counts, output):
-    """The Hessian of one chunk's NLL, through the per-sequence energy table.
-
-    The NLL is ``sum_n l(E_n, w)``: ``E_n`` the sequence's energies (linear in the
-    energy parameters: matrices, offsets, scalar energies) and ``w`` the parameters used
-    after the energies (rates, scales) and the measurement's. Differentiating ``l`` by
-    its few per-sequence inputs and chaining with the energy table's Jacobian ``J_n``
-    gives ``sum J^T l_EE J``, ``sum J^T l_Ew`` and ``l_ww`` with a few dozen backward
-    passes instead of one per parameter.
-    """
-    dtype = params[0].dtype
-    is_energy = [slot.kind in SITE_PARTS or slot.kind == "energy" for slot in slots]
-    w_params = [p for p, e in zip(params, is_energy, strict=True) if not e] + list(m_params)
-    sizes = [p.numel() for p in params] + [p.numel() for p in m_params]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    e_index = np.concatenate(
-        [np.arange(offsets[k], offsets[k + 1]) for k, e in enumerate(is_energy) if e] or [[]]
-    ).astype(int)
-    w_index = np.concatenate(
-        [np.arange(offsets[k], offsets[k + 1]) for k, e in enumerate(is_energy) if not e]
-        + [
-            np.arange(offsets[len(params) + k], offsets[len(params) + k + 1])
-            for k in range(len(m_params))
-        ]
-        or [[]]
-    ).astype(int)
-    dim = int(offsets[-1])
-    H = torch.zeros(dim, dim, dtype=dtype)
-
-    # Per-sequence second derivatives of l with respect to (E_n, w).
-    with torch.no_grad():
-        E0 = module.energy_table(x)
-    n, k = E0.shape
-    E = E0.detach().clone().requires_grad_(True)
-    t = select_output(module.outputs(E, module.probabilities(E)), output)
-    value = -measurement.log_likelihood(t, counts).sum()
-    leaves = [E] + w_params
-    grads = torch.autograd.grad(value, leaves, create_graph=True, allow_unused=True)
-    g_E = grads[0]
-    g_w = _flat(grads[1:], w_params) if w_params else torch.zeros(0, dtype=dtype)
-    d_w = len(g_w)
-    h_EE = torch.zeros(n, k, k, dtype=dtype)
-    h_Ew = torch.zeros(n, k, d_w, dtype=dtype)
-    H_ww = torch.zeros(d_w, d_w, dtype=dtype)
-    for j in range(k):
-        if not g_E.requires_grad:
-            break
-        rows = torch.autograd.grad(g_E[:, j].sum(), [E], retain_graph=True, allow_unused=True)
-        if rows[0] is not None:
-            h_EE[:, j, :] = rows[0].detach()
-    for q in range(d_w):
-        if not g_w[q].requires_grad:
-            continue
-        rows = torch.autograd.grad(g_w[q], leaves, retain_graph=True, allow_unused=True)
-        if rows[0] is not None:
-            h_Ew[:, :, q] = rows[0].detach()
-        H_ww[q] = _flat(rows[1:], w_params).detach()
-
-    # The energy table's Jacobian (it is linear in the energy parameters): [n, k, d_e].
-    J = _energy_jacobian(module, slots, is_energy, x)
-    cols = [torch.nonzero(J[:, j, :].abs().sum(0) > 0).flatten() for j in range(k)]
-    d_e = J.shape[2]
-    H_ee = torch.zeros(d_e, d_e, dtype=dtype)
-    H_ew = torch.zeros(d_e, d_w, dtype=dtype)
-    for a in range(k):
-        Ja = J[:, a, cols[a]]
-        if Ja.shape[1] == 0:
-            continue
-        H_ew[cols[a]] += Ja.T @ h_Ew[:, a, :]
-        for b in range(k):
-            Jb = J[:, b, cols[b]]
-            if Jb.shape[1] == 0:
-                continue
-            block = (Ja * h_EE[:, a, b, None]).T @ Jb
-            H_ee[cols[a][:, None], cols[b][None, :]] += block
-    ei = torch.as_tensor(e_index, dtype=torch.long)
-    wi = torch.as_tensor(w_index, dtype=torch.long)
-    H[ei[:, None], ei[None, :]] = H_ee
-    H[ei[:, None], wi[None, :]] = H_ew
-    H[wi[:, None], ei[None, :]] = H_ew.T
-    H[wi[:, None], wi[None, :]] = H_ww
-    return H
-
-
-def _energy_jacobian(module, slots, is_energy, x) -> torch.Tensor:
-    """d energy_table(x) / d (energy parameters, flattened in layout order): [n, k, d_e]."""
-    attrs = [slot.attribute for slot, e in zip(slots, is_energy, strict=True) if e]
-    base = {a: getattr(module, a).detach() for a in attrs}
-    sizes = [base[a].numel() for a in attrs]
-
-    def table(flat):
-        parts = torch.split(flat, sizes)
-        values = {a: p.reshape(base[a].shape) for a, p in zip(attrs, parts, strict=True)}
-        with stateless._reparametrize_module(module, values):
-            return module.energy_table(x)
-
-    flat0 = torch.cat([base[a].reshape(-1) for a in attrs])
-    with torch.no_grad():
-        zero = table(torch.zeros_like(flat0))
-        # Linear in the parameters: column i is table(e_i) - table(0).
-        cols = []
-        eye = torch.eye(len(flat0), dtype=flat0.dtype)
-        for i in range(len(flat0)):
-            cols.append(table(eye[i]) - zero)
-    return torch.stack(cols, dim=2)

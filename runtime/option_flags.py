@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .option_values import parse_gates, parse_init
-from .options import KINDS, LINKS, NOISES, PAIRS, STOPS, FitOptions
+from .options import FINISHES, KINDS, LINKS, NOISES, PAIRS, STOPS, FitOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser, leave_out=()) -> None:
@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser, leave_out=()) -> None:
         choices=STOPS,
         help="training (default): polish to the training optimum (maximum likelihood); "
         "validation: stop when the validation NLL stops improving (early-stopped)",
+    )
+    add(
+        "--finish",
+        choices=FINISHES,
+        help="how the polish reaches the training optimum: lbfgs (default); newton (exact "
+        "Hessian, then L-BFGS); auto (newton where the model has an energy table and at most "
+        "2000 parameters)",
     )
     add("--lr", type=float, help="peak learning rate (default 0.07)")
     add("--patience", type=int, help="stop after this many checks without improvement (6)")
@@ -155,6 +162,7 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
         "starts",
         "bootstrap",
         "stop",
+        "finish",
         "noise",
         "dispersion",
     ):
@@ -198,7 +206,7 @@ def from_arguments(args: argparse.Namespace) -> FitOptions:
 SAME_NAME = (
     "seed", "device", "threads", "steps", "lr", "patience", "eval_every", "polish", "hidden",
     "batch_size", "epochs", "cache_dir", "link", "starts", "bootstrap", "stop", "noise",
-    "dispersion",
+    "dispersion", "finish",
 )  # fmt: skip
 #: ``data_options`` keys set by a flag of the same name (``--y-column`` for ``y_column``).
 DATA_FLAGS = (

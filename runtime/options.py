@@ -25,6 +25,9 @@ NOISES = ("skewt", "gaussian", "cauchy")
 #: Where the L-BFGS polish stops: on the validation reads (an early-stopped estimate) or
 #: at the training optimum (maximum likelihood; docs/fitting.md, "Training").
 STOPS = ("validation", "training")
+#: How the polish runs to the training optimum: L-BFGS, Newton (the exact Hessian) then
+#: L-BFGS, or Newton where the model allows (:func:`bpm.runtime.newton.newton_applies`).
+FINISHES = ("auto", "newton", "lbfgs")
 #: Options that only the full-batch path uses, and those only minibatches use.
 FULL_ONLY = ("bootstrap",)
 STREAM_ONLY = ("block_rows", "val_rows", "cache_dir")
@@ -85,13 +88,18 @@ class FitOptions:
         every ``eval_every`` steps (None: 10 full batch; minibatches 200, at most one
         epoch) and the fit stops after ``patience`` checks without improvement once
         the measurement is re-standardized (at ``restandardize_at`` of the schedule); the
-        best state is kept. Then at most ``polish`` L-BFGS iterations in float64 on the
-        whole training split (0: none; on a store it reads the rows in chunks).
-        ``stop``: ``training`` (default: the polish runs to the training optimum, until
-        L-BFGS's own tolerances or the training NLL stalls,
-        :data:`~bpm.runtime.optimizers.STALL_NATS`; maximum likelihood) or ``validation``
-        (it keeps its best validated state and stops after 3 checks without improvement:
-        an early-stopped estimate).
+        best state is kept. Then the polish in float64 on the whole training split
+        (``polish``: at most that many L-BFGS iterations, or Newton iterations up to
+        :data:`~bpm.runtime.newton.ITERATIONS`; 0: none; on a store it reads the rows in
+        chunks). ``stop``: ``training`` (default: the polish runs to the training
+        optimum, maximum likelihood) or ``validation`` (L-BFGS keeps its best validated
+        state and stops after 3 checks without improvement: an early-stopped estimate).
+        ``finish``, how a polish to the training optimum runs: ``lbfgs`` (default: until
+        L-BFGS's own tolerances or the NLL stalls,
+        :data:`~bpm.runtime.optimizers.STALL_NATS`), ``newton`` (first Newton steps with
+        the exact Hessian through the energy table, saddle-free, until the NLL stalls,
+        :data:`~bpm.runtime.newton.NEWTON_STALL_NATS`; then L-BFGS from there) or
+        ``auto`` (newton where :func:`~bpm.runtime.newton.newton_applies`, else lbfgs).
 
     Minibatches (``stream``, ``distributed``, and full batch for training splits of
     100,000 rows or more, whose Adam stage steps through them in memory)
@@ -142,6 +150,7 @@ class FitOptions:
     restandardize_at: float = 0.25
     polish: int = 1000
     stop: str = "training"
+    finish: str = "lbfgs"
     batch_size: int = 8192
     block_rows: int = 512
     epochs: int | None = None
@@ -158,6 +167,10 @@ class FitOptions:
             raise BpmError(f"starts must be at least 1, not {self.starts}")
         if self.stop not in STOPS:
             raise BpmError(f"stop must be one of {list(STOPS)}, not {self.stop!r}")
+        if self.finish not in FINISHES:
+            raise BpmError(f"finish must be one of {list(FINISHES)}, not {self.finish!r}")
+        if self.finish == "newton" and self.stop != "training":
+            raise BpmError("finish 'newton' runs to the training optimum; it needs stop 'training'")
         if self.bootstrap < 0:
             raise BpmError(f"bootstrap must be 0 or more refits, not {self.bootstrap}")
         if not (isinstance(self.dispersion, int | float) and self.dispersion >= 1):

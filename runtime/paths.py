@@ -3,9 +3,9 @@
 Both start the module and the measurement process the same way
 (:mod:`~bpm.runtime.start`), run the same training core (:mod:`~bpm.runtime.train`)
 and return the same :class:`~bpm.runtime.result.FitResult`; they differ in where the
-batches come from (:mod:`~bpm.runtime.sources`) and in the float64 L-BFGS polish, which
-needs the whole training batch. With several processes, each runs the minibatch path on
-its share (:mod:`~bpm.runtime.distributed`).
+batches come from (:mod:`~bpm.runtime.sources`) and in how the float64 polish
+(:mod:`~bpm.runtime.polish`) reads the training rows. With several processes, each runs
+the minibatch path on its share (:mod:`~bpm.runtime.distributed`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .measurement_kinds import prediction_metrics, split_entropy, start_for
 from .observations import describe, read_observations
 from .optimizers import AdamOneCycle
 from .options import FitOptions
-from .polish import polish, polish_store, trainable
+from .polish import polish_held, polish_stored, trainable
 from .progress import Stopwatch, phase
 from .result import FitResult
 from .sources import Comm, FullBatch, Minibatches, ShuffledRows, store_chunks, tensor_chunks
@@ -149,18 +149,16 @@ def _full_batch(module, output, data, data_options, options, comm, clock) -> dic
     minibatched = isinstance(batches, ShuffledRows)
     show = not options.quiet and comm.rank == 0
     if options.polish > 0 and (not minibatched or "polish" in options.given):
-        phase(show, "polish", f"float64 L-BFGS on the training batch, at most "
-                              f"{options.polish} iterations")  # fmt: skip
-        stages.append(
-            polish(
+        stages.extend(
+            polish_held(
                 joint,
                 tensors["training"],
                 tensors["validation"],
-                options.polish,
+                options,
                 history,
                 start=stages[0].iterations,
-                stop=options.stop,
                 entropies=(entropies["training"], entropies["validation"]),
+                show=show,
             )
         )
         clock.lap("polish")
@@ -282,10 +280,8 @@ def _minibatch(module, output, data, data_options, options, comm, clock) -> dict
     clock.lap("adam")
     show = not options.quiet and comm.rank == 0
     if options.polish > 0:
-        phase(show, "polish", f"float64 L-BFGS over the stored training rows, at most "
-                              f"{options.polish} iterations")  # fmt: skip
         started = time.perf_counter()
-        stages.append(polish_store(joint, store, comm, options, history, start=stage.iterations))
+        stages.extend(polish_stored(joint, store, comm, options, history, stage.iterations, show))
         polish_seconds = time.perf_counter() - started
         clock.lap("polish")
     phase(show, "evaluating", "the training, validation and test splits")

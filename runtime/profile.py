@@ -10,7 +10,8 @@ from bpm.compiler.errors import BpmError
 from .data import SPLITS
 from .fit import fit
 from .options import FitOptions
-from .paths import polish, split_tensors
+from .paths import split_tensors
+from .polish import polish
 from .result import FitResult
 from .sources import tensor_chunks
 from .start import hold, pin_consensus

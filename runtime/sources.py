@@ -299,6 +299,15 @@ def tensor_chunks(x: torch.Tensor, obs: torch.Tensor):
     return [(x[a : a + EVAL_CHUNK], obs[a : a + EVAL_CHUNK]) for a in range(0, len(x), EVAL_CHUNK)]
 
 
+def store_split(store, split: str, device, limit: int | None = None):
+    """A store split's first ``limit`` rows (None: all) as one ``(codes, counts)`` pair of
+    tensors, for a polish that holds them (:mod:`bpm.runtime.newton`)."""
+    start, stop = store.ranges[split]
+    if limit is not None:
+        stop = min(stop, start + limit)
+    return read_blocks(store, 0, [(start, stop)], device)
+
+
 def store_chunks(store, split: str, device, comm: Comm, limit: int | None = None):
     """This process's share of a store split's evaluation chunks (its first ``limit`` rows)."""
     start, stop = store.ranges[split]
