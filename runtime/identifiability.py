@@ -8,8 +8,9 @@
 - each learned scalar energy's value, ``identifiability.profile.<name>``, in kT (and
   kcal/mol);
 
-each point a warm-started float64 L-BFGS refit of everything else, the module and the
-measurement process (:mod:`~bpm.runtime.identifiability_profile`). The 95% interval is
+each point a warm-started float64 refit of everything else, the module and the
+measurement process, by L-BFGS or, for a fit finished by Newton, Newton
+(:mod:`~bpm.runtime.identifiability_profile`). The 95% interval is
 where twice the rise of the total training NLL (nats, every read) stays within 3.84. A
 side is open (``null``) when the profile stays within that level out to the search
 limit, or when the refit beyond the last point inside had not settled at its cap (a
@@ -56,12 +57,14 @@ def identifiability(
     ``identifiability`` record of summary.json (see the module text). ``names`` limits
     the quantities; ``processes`` how many run at a time (default ``os.cpu_count()``);
     ``dispersion`` widens the level for reads that overstate their information
-    (:class:`~bpm.runtime.options.FitOptions`)."""
+    (:class:`~bpm.runtime.options.FitOptions`). The refits run as the fit's polish did:
+    Newton where it had a Newton stage, else L-BFGS."""
     started = time.perf_counter()
     if result.dataset is None:
         raise BpmError("identifiability needs the fit's reads in memory (a full-batch fit)")
     module = result.module
-    chosen = targets(module, names, dispersion)
+    finish = "newton" if any(s["stage"] == "newton" for s in result.stages) else "lbfgs"
+    chosen = targets(module, names, dispersion, finish)
     train = result.dataset.subset("training")
     shared = {
         "module_state": snapshot(module),

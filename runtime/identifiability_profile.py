@@ -8,10 +8,11 @@ else, the module's other parameters and the measurement process, on the training
 reads: float64 L-BFGS (:class:`~bpm.runtime.optimizers.LBFGS` run by
 :func:`~bpm.runtime.train.run_stage`, stopped when the training NLL stalls, as a fit run
 to the training optimum stops), at most :data:`POINT_ITERATIONS` iterations from the
-neighbouring point's state. :func:`walk` steps outward from the estimate until the
-profile has risen past the 95% level, aiming by the secant of the root deviance
-``sqrt(2 dNLL)`` (linear in the value for a quadratic profile), and :func:`interval`
-solves for the crossings.
+neighbouring point's state; or, where the fit was finished by Newton, Newton steps
+(:func:`~bpm.runtime.newton.newton_polish`, by its own rule). :func:`walk` steps outward
+from the estimate until the profile has risen past the 95% level, aiming by the secant
+of the root deviance ``sqrt(2 dNLL)`` (linear in the value for a quadratic profile),
+and :func:`interval` solves for the crossings.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from . import contract
+from .newton import newton_polish
 from .optimizers import LBFGS
 from .sources import FullBatch, tensor_chunks
 from .start import hold
@@ -41,6 +43,8 @@ ENERGY_STEP = 0.25
 #: L-BFGS iterations (at most) for the refit at the estimate and at each further point.
 CENTER_ITERATIONS = 60
 POINT_ITERATIONS = 60
+#: Newton iterations (at most) for a refit of a target refitted by ``newton``.
+NEWTON_ITERATIONS = 20
 #: A refit has settled once two steps of ten L-BFGS iterations in a row each lowered the
 #: total NLL by less than this (nats): 2.5% of the 1.92 nats of the 95% level. A point
 #: above the level whose refit has not settled bounds nothing.
@@ -76,12 +80,15 @@ class Target:
     #: the rise of the total NLL (nats) that bounds the interval: HALF_CHI2_95 times
     #: the reads' dispersion
     rise: float = HALF_CHI2_95
+    #: how each refit runs: ``lbfgs`` or ``newton`` (:mod:`bpm.runtime.newton`), as the
+    #: fit's own polish did
+    finish: str = "lbfgs"
 
 
-def targets(module, names=None, dispersion: float = 1.0) -> list[Target]:
+def targets(module, names=None, dispersion: float = 1.0, finish="lbfgs") -> list[Target]:
     """Every site energy whose tables are all learned (a scale), then every learned scalar
     energy (a value); only those in ``names`` when given; each bounded where the NLL has
-    risen ``dispersion`` times :data:`HALF_CHI2_95`."""
+    risen ``dispersion`` times :data:`HALF_CHI2_95`, refitted by ``finish``."""
     rise = HALF_CHI2_95 * dispersion
     slots = contract.layout(module)
     values = module.get_params()
@@ -90,12 +97,12 @@ def targets(module, names=None, dispersion: float = 1.0) -> list[Target]:
         parts = [s for s in slots.values() if s.site == site and s.kind in TABLE_PARTS]
         if parts and all(s.learned for s in parts):
             held = tuple(s.name for s in parts)
-            out.append(Target(site, "scale", held, 1.0, *SCALE_LIMITS, SCALE_STEP, rise))
+            out.append(Target(site, "scale", held, 1.0, *SCALE_LIMITS, SCALE_STEP, rise, finish))
     for name, slot in slots.items():
         if slot.kind == "energy" and slot.learned:
             value = float(values[name])
             reach = (value - ENERGY_REACH, value + ENERGY_REACH)
-            out.append(Target(name, "energy", (name,), value, *reach, ENERGY_STEP, rise))
+            out.append(Target(name, "energy", (name,), value, *reach, ENERGY_STEP, rise, finish))
     if names is not None:
         out = [t for t in out if t.name in set(names)]
     return out
@@ -151,11 +158,24 @@ class Profile:
     def refit(self, iterations: int) -> tuple[float, bool]:
         """At most ``iterations`` L-BFGS iterations on everything not held, by the rule
         of a fit run to the training optimum (:func:`~bpm.runtime.paths.polish_rule`),
-        stalled at :data:`SETTLED_NATS`; the total training NLL (nats) at the end and
-        whether it stopped so (settled) rather than at the cap."""
-        trainable = [p for p in self.joint.parameters() if p.requires_grad]
+        stalled at :data:`SETTLED_NATS`, or for a target refitted by ``newton`` at most
+        :data:`NEWTON_ITERATIONS` Newton iterations by its own rule; the total training
+        NLL (nats) at the end and whether it stopped so (settled) rather than at the cap."""
         history: list[dict] = []
-        stage = run_stage(
+        if self.target.finish == "newton":
+            most = min(iterations, NEWTON_ITERATIONS)
+            stage = newton_polish(self.joint, self.data, self.data, most, history)
+        else:
+            stage = self._lbfgs(iterations, history)
+        self.iterations += stage.iterations
+        nll = self.nll()
+        last = [row["val_nll"] * LOG2 * self.reads for row in history[-2:]]
+        self.last_drop = last[0] - last[1] if len(last) == 2 else math.inf
+        return nll, stage.stopped in SETTLED_STOPS
+
+    def _lbfgs(self, iterations: int, history: list):
+        trainable = [p for p in self.joint.parameters() if p.requires_grad]
+        return run_stage(
             self.joint,
             LBFGS(trainable, stall=SETTLED_NATS / self.batches.norm),
             self.batches,
@@ -167,11 +187,6 @@ class Profile:
             on_error="stop",
             history=history,
         )
-        self.iterations += stage.iterations
-        nll = self.nll()
-        last = [row["val_nll"] * LOG2 * self.reads for row in history[-2:]]
-        self.last_drop = last[0] - last[1] if len(last) == 2 else math.inf
-        return nll, stage.stopped in SETTLED_STOPS
 
     def at(self, value: float, state: dict, before: dict | None = None):
         """Hold the quantity at ``value`` and refit from ``state`` (a :meth:`state`), or,

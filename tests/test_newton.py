@@ -182,3 +182,30 @@ def test_a_streamed_fit_with_few_rows_takes_the_same_newton_finish(one_site_read
     assert result.data_summary["training"]["mode"] == "stream"
     assert [s["stage"] for s in result.stages] == ["adam", "newton", "lbfgs"]
     assert result.convergence["converged"]
+
+
+def test_profiles_of_a_newton_finished_fit_are_refitted_by_newton(monkeypatch):
+    # the fixture of tests/test_dispersion.py: at the optimum Newton reaches, L-BFGS
+    # profile refits left the interval with dispersion 2 narrower on one side than
+    # with dispersion 1; Newton refits widen it by about sqrt(2), as they must
+    from bpm.runtime import identifiability_profile
+    from bpm.runtime.identifiability import identifiability
+
+    table, truth = simulate(ONE, n=4000, reads=2000, mutation_rate=0.2, seed=4, noise=0.5)
+    gates = truth.meta["bin_edges_log_t"]
+    result = fit(ONE, table, seed=0, quiet=True, steps=100, link="affine", gates=gates,
+                 finish="newton")  # fmt: skip
+    finishes = []
+    real = identifiability_profile.run_profile
+
+    def recording(module, measurement, output, codes, counts, target):
+        finishes.append(target.finish)
+        return real(module, measurement, output, codes, counts, target)
+
+    monkeypatch.setattr("bpm.runtime.identifiability.run_profile", recording)
+    plain = identifiability(result, processes=1)["energy_scale"]["G"]
+    wide = identifiability(result, processes=1, dispersion=2.0)["energy_scale"]["G"]
+    assert finishes and set(finishes) == {"newton"}
+    assert wide["low"] < plain["low"] < 1.0 < plain["high"] < wide["high"]
+    ratio = (wide["high"] - wide["low"]) / (plain["high"] - plain["low"])
+    assert 1.25 < ratio < 1.6, ratio
