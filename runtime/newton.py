@@ -71,9 +71,11 @@ def newton_applies(joint: Joint, rows: int) -> bool:
 
 
 def uses_newton(joint: Joint, options: FitOptions, rows: int) -> bool:
-    """Whether a full-batch fit's polish is the Newton finish (``options.finish``: auto,
-    newton or lbfgs; Newton only runs to the training optimum). An explicit ``newton``
-    that cannot apply is an error."""
+    """Whether a polish to the training optimum starts with the Newton finish
+    (``options.finish``): ``newton`` always (an error where it cannot apply), ``lbfgs``
+    never, ``auto`` (the default) for the affine link where :func:`newton_applies`: a
+    likelihood with a proper optimum, where Newton ends at it (docs/fitting.md, "The
+    Newton finish"; the flexible link's valley on the lac reads it only makes slower)."""
     if options.finish == "lbfgs" or options.stop != "training":
         return False
     applies = newton_applies(joint, rows)
@@ -83,7 +85,7 @@ def uses_newton(joint: Joint, options: FitOptions, rows: int) -> bool:
             f"{MAX_COORDINATES} parameters and its Jacobian over the {rows:,} training rows "
             f"within {KEEP_BYTES >> 20} MB; use --finish lbfgs"
         )
-    return applies
+    return applies and (options.finish == "newton" or options.link == "affine")
 
 
 def newton_polish(joint: Joint, train, val, iterations: int, history: list, start=0,
@@ -139,21 +141,27 @@ def newton_polish(joint: Joint, train, val, iterations: int, history: list, star
             })  # fmt: skip
             drops.append(f0 - f1)
             promises.append(promised)
-            if _stalled(drops, promises):
+            if _stalled(drops, promises, lowest < 0):
                 stopped = "stalled"
                 break
     return Stage("newton", done, stopped, val_nll)
 
 
-def _stalled(drops: list[float], promises: list[float]) -> bool:
+def _stalled(drops: list[float], promises: list[float], curving_down: bool) -> bool:
     """Two iterations in a row lowered the NLL by less than :data:`NEWTON_STALL_NATS`,
     and the local quadratic's promise is not collapsing as it does near an optimum (to
     less than a tenth from one iteration to the next): a valley, not the last steps in.
+    While a direction still curves down (``curving_down``: the steps go down it) the
+    drops must be ten times smaller: a valley running off to a bound (the floor going to
+    zero) falls by a few hundredths of a nat a step for a while.
 
-    >>> _stalled([0.04, 0.03], [0.05, 0.04]), _stalled([0.04, 0.03], [0.05, 1e-3])
+    >>> _stalled([0.04, 0.03], [0.05, 0.04], False), _stalled([0.04, 0.03], [0.05, 1e-3], False)
     (True, False)
+    >>> _stalled([0.04, 0.03], [0.05, 0.04], True), _stalled([0.004, 0.003], [0.05, 0.04], True)
+    (False, True)
     """
-    if len(drops) < 2 or max(drops[-2:]) >= NEWTON_STALL_NATS:
+    limit = NEWTON_STALL_NATS / (10.0 if curving_down else 1.0)
+    if len(drops) < 2 or max(drops[-2:]) >= limit:
         return False
     return promises[-1] > 0.1 * promises[-2]
 
@@ -212,8 +220,11 @@ def newton_step(g, lam, V, damping: float = 0.0, escape: bool = False):
 def _damped_step(leaves, free, g, lam, V, f0: float, nll, damping: float, escape: bool):
     """Take the damped Newton step (:func:`newton_step`) with the least damping, from
     ``damping`` up, whose actual decrease is at least a tenth of the predicted one
-    (Levenberg-Marquardt: each try costs one pass); stay put if none does. Returns the NLL
-    where it ends and the damping to start the next iteration from."""
+    (Levenberg-Marquardt: each try costs one pass), or with ``escape`` any decrease (along
+    a direction that curves down the quadratic's prediction means little: on a valley
+    running off to a bound, the floor going to zero, the NLL falls by thousandths of a
+    nat); stay put if none does. Returns the NLL where it ends and the damping to start
+    the next iteration from."""
     start = _flat(leaves)
     top = float(lam.abs().max()) if len(lam) else 1.0
     for _ in range(TRIES):
@@ -221,7 +232,8 @@ def _damped_step(leaves, free, g, lam, V, f0: float, nll, damping: float, escape
         if float(step.abs().max()) <= MAX_STEP:
             _assign(leaves, free, start, step)
             f1 = nll()
-            if math.isfinite(f1) and predicted > 0 and f0 - f1 >= 0.1 * predicted:
+            enough = f1 < f0 if escape else f0 - f1 >= 0.1 * predicted
+            if math.isfinite(f1) and predicted > 0 and enough:
                 ratio = (f0 - f1) / predicted
                 return f1, damping / 10.0 if ratio > 0.75 else damping
         damping = max(4.0 * damping, DAMPING_FLOOR * top)

@@ -49,9 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser, leave_out=()) -> None:
     add(
         "--finish",
         choices=FINISHES,
-        help="how the polish reaches the training optimum: lbfgs (default); newton (exact "
-        "Hessian, then L-BFGS); auto (newton where the model has an energy table and at most "
-        "2000 parameters)",
+        help="how the polish reaches the training optimum: newton (exact Hessian, then "
+        "L-BFGS), lbfgs, or auto (default: newton for --link affine where the model has an "
+        "energy table and at most 2000 parameters, else lbfgs)",
     )
     add("--lr", type=float, help="peak learning rate (default 0.07)")
     add("--patience", type=int, help="stop after this many checks without improvement (6)")

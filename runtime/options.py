@@ -26,7 +26,8 @@ NOISES = ("skewt", "gaussian", "cauchy")
 #: at the training optimum (maximum likelihood; docs/fitting.md, "Training").
 STOPS = ("validation", "training")
 #: How the polish runs to the training optimum: L-BFGS, Newton (the exact Hessian) then
-#: L-BFGS, or Newton where the model allows (:func:`bpm.runtime.newton.newton_applies`).
+#: L-BFGS, or auto: Newton for the affine link where the model allows
+#: (:func:`bpm.runtime.newton.uses_newton`).
 FINISHES = ("auto", "newton", "lbfgs")
 #: Options that only the full-batch path uses, and those only minibatches use.
 FULL_ONLY = ("bootstrap",)
@@ -94,12 +95,12 @@ class FitOptions:
         chunks). ``stop``: ``training`` (default: the polish runs to the training
         optimum, maximum likelihood) or ``validation`` (L-BFGS keeps its best validated
         state and stops after 3 checks without improvement: an early-stopped estimate).
-        ``finish``, how a polish to the training optimum runs: ``lbfgs`` (default: until
-        L-BFGS's own tolerances or the NLL stalls,
-        :data:`~bpm.runtime.optimizers.STALL_NATS`), ``newton`` (first Newton steps with
-        the exact Hessian through the energy table, saddle-free, until the NLL stalls,
-        :data:`~bpm.runtime.newton.NEWTON_STALL_NATS`; then L-BFGS from there) or
-        ``auto`` (newton where :func:`~bpm.runtime.newton.newton_applies`, else lbfgs).
+        ``finish``, how a polish to the training optimum runs: ``lbfgs`` (until L-BFGS's
+        own tolerances or the NLL stalls, :data:`~bpm.runtime.optimizers.STALL_NATS`),
+        ``newton`` (first Newton steps with the exact Hessian through the energy table,
+        saddle-free, until the NLL stalls, :data:`~bpm.runtime.newton.NEWTON_STALL_NATS`;
+        then L-BFGS from there) or ``auto`` (default: newton for the affine link where
+        :func:`~bpm.runtime.newton.newton_applies`, else lbfgs).
 
     Minibatches (``stream``, ``distributed``, and full batch for training splits of
     100,000 rows or more, whose Adam stage steps through them in memory)
@@ -150,7 +151,7 @@ class FitOptions:
     restandardize_at: float = 0.25
     polish: int = 1000
     stop: str = "training"
-    finish: str = "lbfgs"
+    finish: str = "auto"
     batch_size: int = 8192
     block_rows: int = 512
     epochs: int | None = None

@@ -113,8 +113,8 @@ def test_newton_finish_reaches_the_optimum_that_a_long_lbfgs_polish_reaches(one_
     # optimum (the flexible link's has a valley without end on these reads)
     table, sim = one_site_reads
     gates = sim.meta["bin_edges_log_t"]
-    newton = fit(ONE, table, quiet=True, seed=0, link="affine", gates=gates, finish="newton")
-    lbfgs = fit(ONE, table, quiet=True, seed=0, link="affine", gates=gates)
+    newton = fit(ONE, table, quiet=True, seed=0, link="affine", gates=gates)  # auto
+    lbfgs = fit(ONE, table, quiet=True, seed=0, link="affine", gates=gates, finish="lbfgs")
     assert [s["stage"] for s in newton.stages] == ["adam", "newton", "lbfgs"]
     assert [s["stage"] for s in lbfgs.stages] == ["adam", "lbfgs"]
     assert newton.stages[1]["stopped"] in SETTLED_STOPS and newton.stages[1]["iterations"] < 20
@@ -147,7 +147,7 @@ def test_finish_option_is_checked_and_on_the_command_line():
     add_arguments(parser)
     assert from_arguments(parser.parse_args(["--finish", "lbfgs"])).finish == "lbfgs"
     assert from_arguments(parser.parse_args(["--finish", "newton"])).finish == "newton"
-    assert from_arguments(parser.parse_args([])).finish == "lbfgs"
+    assert from_arguments(parser.parse_args([])).finish == "auto"
 
 
 def test_newton_applies_only_where_the_module_has_an_energy_table(one_site_reads):
@@ -163,10 +163,11 @@ def test_newton_applies_only_where_the_module_has_an_energy_table(one_site_reads
 
     bare = Joint(Plain(), OrdinalMeasurement(10, hidden=2), "t")
     assert not newton_applies(bare, 100)
-    assert uses_newton(joint, FitOptions(finish="auto"), 100)
-    assert not uses_newton(joint, FitOptions(), 100)  # the default is L-BFGS alone
-    assert not uses_newton(bare, FitOptions(finish="auto"), 100)
-    assert not uses_newton(joint, FitOptions(finish="auto", stop="validation"), 100)
+    assert uses_newton(joint, FitOptions(link="affine"), 100)  # the default, auto
+    assert not uses_newton(joint, FitOptions(), 100)  # the flexible link: L-BFGS alone
+    assert uses_newton(joint, FitOptions(finish="newton"), 100)
+    assert not uses_newton(bare, FitOptions(link="affine"), 100)
+    assert not uses_newton(joint, FitOptions(link="affine", stop="validation"), 100)
     with pytest.raises(BpmError, match="use --finish lbfgs"):
         uses_newton(bare, FitOptions(finish="newton"), 100)
 
