@@ -23,6 +23,7 @@ of the interval is open).
 
     python benchmarks/recovery.py --links --sizes 10000 --seeds 2 --ways flexible,affine+gates
     python benchmarks/recovery.py --links --sizes 50000 --ways affine+gates --dispersion
+    python benchmarks/recovery.py --links --sizes 50000 --ways affine+gates --finish lbfgs
 
 The realistic truth is frozen in ``benchmarks/lac_realistic_truth.json`` (delete it to
 refit it from the reads): the lac fit ends at a float-order-dependent point along its flat
@@ -160,7 +161,12 @@ def covered(entry: dict, true: float) -> str:
 
 
 def links(
-    sizes, seeds, labels=("flexible", "affine", "affine+gates"), reads=1.0, dispersion=False
+    sizes,
+    seeds,
+    labels=("flexible", "affine", "affine+gates"),
+    reads=1.0,
+    dispersion=False,
+    finish="auto",
 ) -> pd.DataFrame:
     """The matched/mismatched table of ``--links``, with whether the truth lies in each
     fit's 95% profile intervals (``in_*``: yes, no, or open: inside only by an open side).
@@ -168,7 +174,7 @@ def links(
     so at 1 a cell with reads has two on average, and the likelihood, which takes every
     read for an independent cell, counts its information twice). ``dispersion``: fit with
     the ``dispersion`` the simulation records (``read_dispersion``), widening the
-    intervals by it."""
+    intervals by it. ``finish``: how each fit's polish ends (``bpm fit --finish``)."""
     truth = realistic_truth()
     rows = []
     for n in sizes:
@@ -183,7 +189,7 @@ def links(
                 start = time.perf_counter()
                 phi = sim.meta["read_dispersion"] if dispersion else 1.0
                 result = fit(LAC, table, seed=0, quiet=True, threads=1, identifiability=True,
-                             dispersion=phi, **ways[label])  # fmt: skip
+                             dispersion=phi, finish=finish, **ways[label])  # fmt: skip
                 p = {k: v.detach().double().numpy() for k, v in result.module.get_params().items()}
                 found = result.identifiability
                 scales = found["energy_scale"]
@@ -243,12 +249,16 @@ def main() -> None:
         action="store_true",
         help="with --links: fit with the read dispersion the simulation records",
     )
+    parser.add_argument(
+        "--finish", default="auto", choices=("auto", "newton", "lbfgs"),
+        help="with --links: how each fit's polish ends (bpm fit --finish; default auto)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.links:
         sizes = [int(v) for v in args.sizes.split(",")]
         ways = tuple(args.ways.split(","))
-        frame = links(sizes, range(args.seeds), ways, args.reads, args.dispersion)
+        frame = links(sizes, range(args.seeds), ways, args.reads, args.dispersion, args.finish)
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         quantities = ["in_CRP", "in_CRP_gls", "in_RNAP", "in_RNAP_gls", "in_G_I"]
         inside = frame.melt(["n", "link"], quantities, "quantity", "in")

@@ -158,15 +158,17 @@ class Profile:
     def refit(self, iterations: int) -> tuple[float, bool]:
         """At most ``iterations`` L-BFGS iterations on everything not held, by the rule
         of a fit run to the training optimum (:func:`~bpm.runtime.paths.polish_rule`),
-        stalled at :data:`SETTLED_NATS`, or for a target refitted by ``newton`` at most
-        :data:`NEWTON_ITERATIONS` Newton iterations by its own rule; the total training
-        NLL (nats) at the end and whether it stopped so (settled) rather than at the cap."""
+        stalled at :data:`SETTLED_NATS`, for a target refitted by ``newton`` after at most
+        :data:`NEWTON_ITERATIONS` Newton iterations by their own rule (as a fit's polish
+        runs); the total training NLL (nats) at the end and whether it stopped so
+        (settled) rather than at the cap."""
         history: list[dict] = []
         if self.target.finish == "newton":
             most = min(iterations, NEWTON_ITERATIONS)
-            stage = newton_polish(self.joint, self.data, self.data, most, history)
-        else:
-            stage = self._lbfgs(iterations, history)
+            self.iterations += newton_polish(
+                self.joint, self.data, self.data, most, history
+            ).iterations
+        stage = self._lbfgs(iterations, history)
         self.iterations += stage.iterations
         nll = self.nll()
         last = [row["val_nll"] * LOG2 * self.reads for row in history[-2:]]
