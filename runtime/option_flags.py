@@ -56,7 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser, leave_out=()) -> None:
     add("--lr", type=float, help="peak learning rate (default 0.07)")
     add("--patience", type=int, help="stop after this many checks without improvement (6)")
     add("--eval-every", type=int, help="steps between validation checks (default 10 / 200)")
-    add("--polish", type=int, help="most L-BFGS iterations after Adam (default 1000; 0: none)")
+    add(
+        "--polish",
+        type=int,
+        help="most L-BFGS iterations after Adam, and Newton iterations up to 100 (default "
+        "1000; 0: none)",
+    )
     add("--hidden", type=int, help="tanh units in the flexible measurement link (default 2)")
     add(
         "--link", choices=LINKS, help="flexible (default) or affine: log brightness linear in log t"
