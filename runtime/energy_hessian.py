@@ -34,7 +34,7 @@ class EnergyHessian:
     """The Hessian of the total NLL of the sequences ``x`` (codes ``[N, L]``) over the
     coordinates of ``slots`` (learned, layout order) and the measurement's parameters,
     summed in chunks of ``chunk`` rows. With ``keep`` each chunk's energy-table Jacobian
-    is computed once and kept (``kept_bytes`` says how much); else once per call."""
+    is computed once and kept; else once per call."""
 
     def __init__(self, module, slots, x: torch.Tensor, *, chunk: int = 8192, keep=False):
         self.slots = slots
@@ -44,19 +44,15 @@ class EnergyHessian:
         self.keep = keep
         self.kept: dict[int, list] = {}
 
-    @property
-    def kept_bytes(self) -> int:
-        return sum(j.numel() * j.element_size() for b in self.kept.values() for _, j in b)
-
     def __call__(self, module, measurement, counts: torch.Tensor, output: str) -> torch.Tensor:
         """The Hessian (float of the module, ``[dim, dim]``) at the current parameters;
         ``counts`` are the observations of every row of ``x``."""
         return self.derivatives(module, measurement, counts, output)[2]
 
-    def derivatives(self, module, measurement, counts, output, second: bool = True):
+    def derivatives(self, module, measurement, counts, output):
         """``(nll, gradient, Hessian)`` of the total NLL (nats) at the current parameters,
         the gradient through the same energy table (so no gradient hook on the module's
-        tensors applies to it); the Hessian None unless ``second``."""
+        tensors applies to it)."""
         params = [getattr(module, slot.attribute) for slot in self.slots]
         m_params = list(measurement.parameters())
         dim = sum(p.numel() for p in params) + sum(p.numel() for p in m_params)
@@ -69,13 +65,11 @@ class EnergyHessian:
                 if self.keep:
                     self.kept[i] = blocks
             part = self._chunk(module, measurement, params, m_params, x, counts[s:e], output,
-                               blocks, second)  # fmt: skip
-            value, g = value + part[0], g + part[1]
-            if second:
-                H += part[2]
-        return value, g, 0.5 * (H + H.T) if second else None
+                               blocks)  # fmt: skip
+            value, g, H = value + part[0], g + part[1], H + part[2]
+        return value, g, 0.5 * (H + H.T)
 
-    def _chunk(self, module, measurement, params, m_params, x, counts, output, blocks, second):
+    def _chunk(self, module, measurement, params, m_params, x, counts, output, blocks):
         dtype = params[0].dtype
         is_energy = self.is_energy
         w_params = [p for p, e in zip(params, is_energy, strict=True) if not e] + m_params
@@ -90,8 +84,8 @@ class EnergyHessian:
             + ranges[len(params) :]
             or [[]]
         )
-        value, g_E, g_w, second_rows = _per_sequence_derivatives(
-            module, measurement, w_params, x, counts, output, second
+        value, g_E, g_w, (h_EE, h_Ew, H_ww) = _per_sequence_derivatives(
+            module, measurement, w_params, x, counts, output
         )
         d_e, d_w = len(e_index), len(w_index)
         ei = torch.as_tensor(e_index.astype(int), dtype=torch.long)
@@ -101,9 +95,6 @@ class EnergyHessian:
         for a, (cols_a, Ja) in enumerate(blocks):
             g_e[cols_a] += Ja.T @ g_E[:, a]
         g[ei], g[wi] = g_e, g_w
-        if not second:
-            return value, g, None
-        h_EE, h_Ew, H_ww = second_rows
         H_ee = torch.zeros(d_e, d_e, dtype=dtype)
         H_ew = torch.zeros(d_e, d_w, dtype=dtype)
         for a, (cols_a, Ja) in enumerate(blocks):
@@ -125,10 +116,10 @@ class EnergyHessian:
         return value, g, H
 
 
-def _per_sequence_derivatives(module, measurement, w_params, x, counts, output, second):
+def _per_sequence_derivatives(module, measurement, w_params, x, counts, output):
     """The chunk's NLL and its derivatives with respect to each sequence's energies
     ``E_n`` and the parameters ``w``: ``(nll, g_E [n, k], g_w (summed), rows)``, ``rows``
-    (with ``second``, else None) being ``h_EE [n, k, k], h_Ew [n, k, d_w], H_ww`` (summed)."""
+    being ``h_EE [n, k, k], h_Ew [n, k, d_w], H_ww`` (summed)."""
     dtype = counts.dtype
     with torch.no_grad():
         E0 = module.energy_table(x)
@@ -137,25 +128,22 @@ def _per_sequence_derivatives(module, measurement, w_params, x, counts, output, 
     t = select_output(module.outputs(E, module.probabilities(E)), output)
     value = -measurement.log_likelihood(t, counts).sum()
     leaves = [E, *w_params]
-    grads = torch.autograd.grad(value, leaves, create_graph=second, allow_unused=True)
+    grads = torch.autograd.grad(value, leaves, create_graph=True, allow_unused=True)
     g_E = grads[0] if grads[0] is not None else torch.zeros_like(E)
-    g_w = (
-        torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                   for g, p in zip(grads[1:], w_params, strict=True)])
-        if w_params else torch.zeros(0, dtype=dtype)
-    )  # fmt: skip
-    if not second:
-        return float(value.detach()), g_E.detach(), g_w.detach(), None
+    g_w = flat_gradient(grads[1:], w_params) if w_params else torch.zeros(0, dtype=dtype)
     rows = _second_rows(g_E, g_w, leaves, w_params)
     return float(value.detach()), g_E.detach(), g_w.detach(), rows
 
 
-def _flat_rows(rows, params, batch: int) -> torch.Tensor:
-    """Batched gradients with respect to ``params`` as one ``[batch, sum of sizes]``."""
+def flat_gradient(grads, leaves) -> torch.Tensor:
+    """Gradients with respect to ``leaves`` (None where a leaf is unused) as one vector,
+    zeros where unused."""
     return torch.cat(
-        [(r if r is not None else torch.zeros(batch, *p.shape, dtype=p.dtype)).reshape(batch, -1)
-         for r, p in zip(rows, params, strict=True)], dim=1,
-    ) if params else torch.zeros(batch, 0)  # fmt: skip
+        [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, leaves, strict=True)
+        ]
+    )
 
 
 def _second_rows(g_E, g_w, leaves, w_params):
@@ -180,8 +168,7 @@ def _second_rows(g_E, g_w, leaves, w_params):
         rows = torch.autograd.grad(g_w[q], leaves, retain_graph=True, allow_unused=True)
         if rows[0] is not None:
             h_Ew[:, :, q] = rows[0].detach()
-        H_ww[q] = _flat_rows([r[None] if r is not None else None for r in rows[1:]],
-                             w_params, 1)[0].detach()  # fmt: skip
+        H_ww[q] = flat_gradient(rows[1:], w_params).detach()
     return h_EE, h_Ew, H_ww
 
 

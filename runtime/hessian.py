@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bpm.runtime.contract import Slot, choose_output, layout, recording, select_output
-from bpm.runtime.energy_hessian import EnergyHessian, has_energy_table
+from bpm.runtime.energy_hessian import EnergyHessian, flat_gradient, has_energy_table
 
 
 def learned_slots(module: torch.nn.Module) -> list[Slot]:
@@ -114,14 +114,14 @@ def gradient(
     if nll is not None:
         with recording(module):
             value = nll(module, measurement)
-        return _flat(torch.autograd.grad(value, leaves, allow_unused=True), leaves).numpy()
+        return flat_gradient(torch.autograd.grad(value, leaves, allow_unused=True), leaves).numpy()
     dtype = leaves[0].dtype
     x, counts = data_tensors(data, dtype)
     total = torch.zeros(sum(p.numel() for p in leaves), dtype=dtype)
     for s in range(0, len(x), chunk):
         value = default_nll(module, measurement, x[s : s + chunk], counts[s : s + chunk], output)
         grads = torch.autograd.grad(value, leaves, allow_unused=True)
-        total += _flat(grads, leaves).detach()
+        total += flat_gradient(grads, leaves).detach()
     return total.numpy().astype(float)
 
 
@@ -146,16 +146,6 @@ def refit_lbfgs(module, measurement, data, iterations: int, output: str | None =
     return int(opt.state[opt._params[0]].get("n_iter", iterations))
 
 
-def _flat(grads, leaves) -> torch.Tensor:
-    """Gradients with respect to ``leaves`` as one vector (zeros where unused)."""
-    return torch.cat(
-        [
-            (g if g is not None else torch.zeros_like(p)).reshape(-1)
-            for g, p in zip(grads, leaves, strict=True)
-        ]
-    )
-
-
 def _plain_hessian(module, measurement, leaves, data, nll, chunk, dtype, output) -> torch.Tensor:
     """Row by row double differentiation of the NLL with respect to every leaf."""
     if nll is not None:
@@ -171,12 +161,12 @@ def _plain_hessian(module, measurement, leaves, data, nll, chunk, dtype, output)
                 value = nll(module, measurement)
         else:
             value = default_nll(module, measurement, *batch, output=output)
-        grad = _flat(
+        grad = flat_gradient(
             torch.autograd.grad(value, leaves, create_graph=True, allow_unused=True), leaves
         )
         for i in range(dim):
             if not grad[i].requires_grad:
                 continue
             rows = torch.autograd.grad(grad[i], leaves, retain_graph=True, allow_unused=True)
-            H[i] += _flat(rows, leaves).detach()
+            H[i] += flat_gradient(rows, leaves).detach()
     return H

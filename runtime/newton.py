@@ -4,14 +4,15 @@ After Adam the fit sits in a curved valley (matrix scales, interaction energies,
 saturation and the link trading off against each other) where L-BFGS takes hundreds of
 float64 iterations. Each Newton iteration takes the full Hessian through the module's
 energy table (:class:`~bpm.runtime.energy_hessian.EnergyHessian`, its Jacobian computed
-once), steps to the minimum of the local quadratic and backtracks until the training
-NLL falls. Directions of negative curvature (a saddle) are stepped along with their
-curvature's magnitude, so the step still goes downhill (a saddle-free Newton step); the
-gauge directions, flat to rounding, are left alone. It ends at an optimum (no
+once) and steps to the minimum of the local quadratic, damped (Levenberg-Marquardt)
+until the training NLL falls by enough of what the quadratic predicts. Directions of
+negative curvature (a saddle) are stepped along with their curvature's magnitude, so
+the step still goes downhill (a saddle-free Newton step); the gauge directions, flat to
+rounding, are left alone. It ends at an optimum (no
 direction of negative curvature, and the quadratic promises less than
 :data:`CONVERGED_NATS`) or, in a valley, once two iterations in a row lowered the
 training NLL by less than :data:`NEWTON_STALL_NATS` while the quadratic's promise did not
-collapse (docs/fitting.md, "Training").
+collapse (docs/fitting.md, "The Newton finish").
 """
 
 from __future__ import annotations
@@ -109,16 +110,16 @@ def newton_polish(joint: Joint, train, val, iterations: int, history: list, star
             with torch.no_grad():
                 return -float(joint(batch.x, batch.obs).sum())
 
-        def derivatives(second: bool):
+        def derivatives():
             joint.train()
             f, g, H = curvature.derivatives(joint.module, joint.measurement, batch.obs,
-                                            joint.output, second)  # fmt: skip
-            return f, g[free], H[free][:, free] if second else None
+                                            joint.output)  # fmt: skip
+            return f, g[free], H[free][:, free]
 
         done, stopped, drops, promises, val_nll = 0, "iterations", [], [], math.nan
         damping = 0.0
         while done < iterations:
-            f0, g, H = derivatives(True)
+            f0, g, H = derivatives()
             if not math.isfinite(f0):
                 stopped = "not finite"
                 break

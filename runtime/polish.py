@@ -1,5 +1,5 @@
-"""The float64 polish that follows Adam: Newton (:mod:`~bpm.runtime.newton`) where it
-applies, else L-BFGS, on the full training batch or on a store.
+"""The float64 polish that follows Adam: L-BFGS, after Newton steps
+(:mod:`~bpm.runtime.newton`) where those apply, on the full training batch or on a store.
 
 Adam's one-cycle schedule leaves a fit short of the optimum along its flat directions; a
 quasi-Newton method follows them. Float32 L-BFGS stalls once its line search can no

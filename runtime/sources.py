@@ -299,20 +299,21 @@ def tensor_chunks(x: torch.Tensor, obs: torch.Tensor):
     return [(x[a : a + EVAL_CHUNK], obs[a : a + EVAL_CHUNK]) for a in range(0, len(x), EVAL_CHUNK)]
 
 
+def _split_rows(store, split: str, limit: int | None) -> tuple[int, int]:
+    """The store rows ``(start, stop)`` of a split's first ``limit`` rows (None: all)."""
+    start, stop = store.ranges[split]
+    return start, stop if limit is None else min(stop, start + limit)
+
+
 def store_split(store, split: str, device, limit: int | None = None):
     """A store split's first ``limit`` rows (None: all) as one ``(codes, counts)`` pair of
     tensors, for a polish that holds them (:mod:`bpm.runtime.newton`)."""
-    start, stop = store.ranges[split]
-    if limit is not None:
-        stop = min(stop, start + limit)
-    return read_blocks(store, 0, [(start, stop)], device)
+    return read_blocks(store, 0, [_split_rows(store, split, limit)], device)
 
 
 def store_chunks(store, split: str, device, comm: Comm, limit: int | None = None):
     """This process's share of a store split's evaluation chunks (its first ``limit`` rows)."""
-    start, stop = store.ranges[split]
-    if limit is not None:
-        stop = min(stop, start + limit)
+    start, stop = _split_rows(store, split, limit)
     for k, a in enumerate(range(start, stop, EVAL_CHUNK)):
         if k % comm.world == comm.rank:
             yield read_blocks(store, 0, [(a, min(a + EVAL_CHUNK, stop))], device)
